@@ -1,0 +1,120 @@
+"""Configuration layers: defaults, then an instance config file, then ``HOOKHUB_*`` environment
+variables, then whatever ``create_app`` was given. Later layers win."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from .errors import ConfigError
+
+log = logging.getLogger("hookhub")
+
+DEFAULTS: dict[str, Any] = {
+    "HOOKHUB_DATABASE_URL": None,  # None: SQLite file in the instance folder
+    "HOOKHUB_SECRET_KEY": None,  # None: a key kept in the instance folder (fine for one host only)
+    "HOOKHUB_PUBLIC_URL": None,
+    "HOOKHUB_HANDLERS": "",
+    "HOOKHUB_DISABLED_PLUGINS": "",
+    "HOOKHUB_SUCCESS_URL": None,  # None: hookhub's own minimal result page
+    "HOOKHUB_FAILURE_URL": None,
+    "HOOKHUB_PENDING_URL": None,
+    "HOOKHUB_MAX_BODY_BYTES": 64 * 1024,
+    "HOOKHUB_HTTP_TIMEOUT": 10.0,
+    "HOOKHUB_STORE_TIMEOUT": 5.0,
+    "HOOKHUB_RESULT_MAX_AGE": 3600,
+    "HOOKHUB_DELIVERY_MAX_ATTEMPTS": 10,
+    "HOOKHUB_VERIFY_MAX_ATTEMPTS": 20,
+    "HOOKHUB_RETRY_BASE_SECONDS": 2.0,
+    "HOOKHUB_RETRY_MAX_SECONDS": 900.0,
+    "HOOKHUB_SCHEDULER": True,
+    "HOOKHUB_SCHEDULER_INTERVAL": 1.0,
+}
+
+_TYPES: dict[str, type] = {
+    "HOOKHUB_MAX_BODY_BYTES": int,
+    "HOOKHUB_HTTP_TIMEOUT": float,
+    "HOOKHUB_STORE_TIMEOUT": float,
+    "HOOKHUB_RESULT_MAX_AGE": int,
+    "HOOKHUB_DELIVERY_MAX_ATTEMPTS": int,
+    "HOOKHUB_VERIFY_MAX_ATTEMPTS": int,
+    "HOOKHUB_RETRY_BASE_SECONDS": float,
+    "HOOKHUB_RETRY_MAX_SECONDS": float,
+    "HOOKHUB_SCHEDULER": bool,
+    "HOOKHUB_SCHEDULER_INTERVAL": float,
+}
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kind = _TYPES.get(name)
+    if kind is None or not isinstance(value, str):
+        return value
+    text = value.strip().lower()
+    if kind is bool:
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE
+        raise ConfigError(f"{name} must be true or false, not {value!r}")
+    try:
+        number = kind(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {value!r}") from None
+    if number <= 0:
+        raise ConfigError(f"{name} must be greater than zero")
+    return number
+
+
+def load(app: Flask, overrides: Mapping[str, Any] | None, environ: Mapping[str, str]) -> None:
+    """Fill ``app.config`` from every layer and derive what Flask itself needs."""
+    app.config.from_mapping(DEFAULTS)
+    config_file = environ.get("HOOKHUB_CONFIG_FILE") or os.path.join(app.instance_path, "hookhub.cfg")
+    app.config.from_pyfile(config_file, silent=True)
+    app.config.update({k: v for k, v in environ.items() if k.startswith("HOOKHUB_")})
+    app.config.update(overrides or {})
+    for name in list(app.config):
+        if name.startswith("HOOKHUB_"):
+            app.config[name] = _coerce(name, app.config[name])
+
+    if not app.config["HOOKHUB_DATABASE_URL"]:
+        os.makedirs(app.instance_path, exist_ok=True)
+        app.config["HOOKHUB_DATABASE_URL"] = "sqlite:///" + os.path.join(app.instance_path, "hookhub.sqlite3")
+    if not app.config["HOOKHUB_SECRET_KEY"]:
+        app.config["HOOKHUB_SECRET_KEY"] = _instance_secret_key(app.instance_path)
+    public_url = app.config["HOOKHUB_PUBLIC_URL"]
+    if public_url:
+        app.config["HOOKHUB_PUBLIC_URL"] = public_url.rstrip("/")
+    app.config["SECRET_KEY"] = app.config["HOOKHUB_SECRET_KEY"]
+    app.config["MAX_CONTENT_LENGTH"] = app.config["HOOKHUB_MAX_BODY_BYTES"]
+
+
+def _instance_secret_key(instance_path: str) -> str:
+    """A key generated once and kept in the instance folder, so every worker on this host agrees.
+
+    Several hosts must share ``HOOKHUB_SECRET_KEY`` instead: each would generate its own here.
+    """
+    os.makedirs(instance_path, exist_ok=True)
+    path = os.path.join(instance_path, "secret_key")
+    try:
+        # O_EXCL: when several workers start at once, exactly one writes the key.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+        log.warning("HOOKHUB_SECRET_KEY is not set; generated one in %s (set it for production)", path)
+    for _ in range(50):  # another worker may be between creating and writing the file
+        with open(path) as handle:
+            key = handle.read().strip()
+        if key:
+            return key
+        time.sleep(0.02)
+    raise ConfigError(f"{path} is empty; delete it or set HOOKHUB_SECRET_KEY")

@@ -1,0 +1,214 @@
+"""The one place the request flow lives: ingest -> verify -> fetch -> reconcile -> (deliver).
+
+Callbacks, returns and the background re-checks all go through ``Pipeline``; the web layer only
+turns its ``Handled`` results into HTTP answers, and the scheduler only feeds it due jobs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from collections.abc import Callable, Sequence
+
+from . import redact
+from .calls import InboundCall, Reply, Trigger
+from .errors import InvalidRequest, ProviderError, ProviderNotFound
+from .events import Event
+from .plugins import Hooks
+from .providers import Provider
+from .registry import Registry
+from .retry import RetryPolicy
+from .states import TransactionState, is_transition
+from .store import Store, VerificationJob, utcnow
+
+log = logging.getLogger("hookhub")
+
+MAX_REFERENCE_LENGTH = 128
+# Printable ASCII without spaces, quotes, angle brackets or backslashes: every provider's ids fit.
+_REFERENCE = re.compile(r"^[A-Za-z0-9._:@+/=~-]+$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Handled:
+    """What became of one inbound call, for the web layer to answer with."""
+
+    http_status: int
+    outcome: str
+    provider: str
+    status: str = "unknown"  # the transaction's status: approved, pending, ... or unknown
+    event: Event | None = None  # the event holding the transaction's current state
+    reply: Reply | None = None  # callbacks: what the provider expects back
+    error_code: str | None = None
+    message: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Fetched:
+    state: TransactionState | None = None
+    expected: dict | None = None
+    problem: str | None = None  # "unknown_transaction" or "provider_unavailable"
+    detail: str = ""
+
+
+def check_reference(reference: object) -> str:
+    """The trigger's reference, or ``InvalidRequest`` when it is not a sane provider id."""
+    if not isinstance(reference, str) or not reference:
+        raise InvalidRequest("the transaction reference is missing or not a string", code="missing_reference")
+    if len(reference) > MAX_REFERENCE_LENGTH:
+        raise InvalidRequest(f"the transaction reference is longer than {MAX_REFERENCE_LENGTH} characters",
+                             code="reference_too_long")
+    if not _REFERENCE.match(reference):
+        raise InvalidRequest("the transaction reference has characters no provider id has",
+                             code="malformed_reference")
+    return reference
+
+
+class Pipeline:
+    def __init__(self, store: Store, registry: Registry, hooks: Hooks, handler_names: Sequence[str],
+                 verify_policy: RetryPolicy, on_new_work: Callable[[], None] = lambda: None):
+        self.store = store
+        self.registry = registry
+        self.hooks = hooks
+        self.handler_names = list(handler_names)
+        self.verify_policy = verify_policy
+        self.on_new_work = on_new_work
+        self.secrets = registry.secrets()
+
+    # -- inbound ---------------------------------------------------------------------------------
+
+    def handle(self, call: InboundCall) -> Handled:
+        """Run one inbound call through the whole flow. ``StoreUnavailable`` propagates (503)."""
+        call = dataclasses.replace(call, id=self.store.record_call(call))
+        provider = self.registry.get(call.provider)
+        if provider is None:
+            return self._refuse(call, 404, "unknown_provider", f"no configured provider named {call.provider!r}")
+        allowed = provider.callback_methods if call.route == "callback" else provider.return_methods
+        if call.method not in allowed:
+            return self._refuse(call, 405, "method_not_allowed",
+                                f"{call.method} is not accepted here; use {', '.join(sorted(allowed))}")
+        try:
+            trigger = provider.read_callback(call) if call.route == "callback" else provider.read_return(call)
+            check_reference(trigger.reference)
+        except InvalidRequest as exc:
+            return self._refuse(call, exc.status, exc.code, exc.message)
+
+        fetched = self._fetch(provider, trigger)
+        if call.route == "callback":
+            return self._answer_callback(provider, call, trigger, fetched)
+        return self._answer_return(provider, call, trigger, fetched)
+
+    def refuse(self, call: InboundCall, error: InvalidRequest) -> Handled:
+        """Record a call the web layer already knows it refuses (an oversized body, say)."""
+        call = dataclasses.replace(call, id=self.store.record_call(call))
+        return self._refuse(call, error.status, error.code, error.message)
+
+    def _answer_callback(self, provider: Provider, call: InboundCall, trigger: Trigger,
+                         fetched: _Fetched) -> Handled:
+        if fetched.problem == "unknown_transaction":
+            return self._refuse(call, 404, fetched.problem, "the provider does not know this transaction",
+                                reference=trigger.reference)
+        if fetched.state is None:
+            # The provider retries callbacks it did not get a 2xx for; that is our retry.
+            return self._refuse(call, 503, "provider_unavailable", fetched.detail, reference=trigger.reference)
+        reply = provider.acknowledge(call)
+        return self._reconcile(provider, fetched, source="callback", call=call, http_status=reply.status,
+                               reference=trigger.reference, reply=reply)
+
+    def _answer_return(self, provider: Provider, call: InboundCall, trigger: Trigger,
+                       fetched: _Fetched) -> Handled:
+        if fetched.state is None:
+            # The buyer must not wait on the provider: show the pending page and keep checking.
+            self.store.defer_verification(provider.name, trigger, inbound_call_id=call.id,
+                                          due=self.verify_policy.next_at(1) or utcnow())
+            self.store.finish_call(call.id, outcome=f"deferred_{fetched.problem}", status_code=303,
+                                   error=fetched.detail, reference=trigger.reference)
+            self.on_new_work()
+            return Handled(303, f"deferred_{fetched.problem}", provider.name, status="pending")
+        handled = self._reconcile(provider, fetched, source="return", call=call, http_status=303,
+                                  reference=trigger.reference)
+        if handled.status == "pending":
+            self.store.defer_verification(provider.name, trigger, inbound_call_id=call.id,
+                                          due=self.verify_policy.next_at(1) or utcnow())
+            self.on_new_work()
+        return handled
+
+    def _refuse(self, call: InboundCall, status: int, code: str, message: str, *,
+                reference: str | None = None) -> Handled:
+        assert call.id is not None
+        self.store.finish_call(call.id, outcome=code, status_code=status, error=message, reference=reference)
+        log.info("%s %s %s: %s %s", call.provider, call.route, call.method, status, code)
+        return Handled(status, code, call.provider, error_code=code, message=message)
+
+    # -- fetch and reconcile -----------------------------------------------------------------------
+
+    def _fetch(self, provider: Provider, trigger: Trigger) -> _Fetched:
+        try:
+            state = trigger.state or provider.fetch(trigger)
+        except ProviderNotFound as exc:
+            return _Fetched(problem="unknown_transaction", detail=str(exc))
+        except ProviderError as exc:
+            log.warning("%s: cannot verify %s now: %s", provider.name, trigger.reference, exc)
+            return _Fetched(problem="provider_unavailable", detail=str(exc))
+        state = dataclasses.replace(state, raw=redact.scrub_mapping(state.raw, self.secrets))
+        if state.kind != "payment" or state.status != "approved":
+            return _Fetched(state)
+        try:
+            expected = self.hooks.expected_payment(provider.name, state.order_id)
+        except Exception as exc:  # the merchant's hook failed: decide later rather than guess now
+            log.exception("hookhub_expected_payment failed for %s order %s", provider.name, state.order_id)
+            return _Fetched(problem="provider_unavailable", detail=f"hookhub_expected_payment raised {exc!r}")
+        if expected is None or expected == (state.amount, state.currency):
+            return _Fetched(state)
+        amount, currency = expected
+        return _Fetched(dataclasses.replace(state, status="mismatch"), {"amount": amount, "currency": currency})
+
+    def _reconcile(self, provider: Provider, fetched: _Fetched, *, source: str, call: InboundCall | None,
+                   http_status: int, reference: str, reply: Reply | None = None,
+                   inbound_call_id: int | None = None) -> Handled:
+        state = fetched.state
+        assert state is not None
+        call_id = call.id if call else None
+        with self.store.locked(provider.name, state.lock_key) as tx:
+            current = tx.current.status if tx.current else None
+            if is_transition(current, state.status):
+                event: Event | None = tx.add_event(
+                    state, source=source, inbound_call_id=call_id or inbound_call_id,
+                    received_at=call.received_at if call else utcnow(),
+                    handlers=self.handler_names, expected=fetched.expected)
+                outcome = "event"
+            else:
+                event = tx.latest_event()
+                outcome = "duplicate" if current == state.status else "stale"
+            tx.finish_call(call_id, outcome=outcome, status_code=http_status, reference=reference,
+                           event_id=event.id if event else None)
+            status = tx.current.status if tx.current else state.status
+        if outcome == "event":
+            self.on_new_work()
+        return Handled(http_status, outcome, provider.name, status=status, event=event, reply=reply)
+
+    # -- background re-checks ----------------------------------------------------------------------
+
+    def run_verification(self, job: VerificationJob) -> None:
+        """Re-check one deferred verification; reschedule it until the provider gives a final answer."""
+        provider = self.registry.get(job.provider)
+        if provider is None:
+            self._retry_verification(job, "provider is not configured in this process")
+            return
+        fetched = self._fetch(provider, job.trigger)
+        if fetched.state is None:
+            self._retry_verification(job, fetched.detail or fetched.problem or "")
+            return
+        handled = self._reconcile(provider, fetched, source="poll", call=None, http_status=0,
+                                  reference=job.trigger.reference, inbound_call_id=job.inbound_call_id)
+        if handled.status == "pending":
+            self._retry_verification(job, "the provider still reports the payment as pending")
+        else:
+            self.store.verification_done(job.id)
+
+    def _retry_verification(self, job: VerificationJob, error: str) -> None:
+        retry_at = self.verify_policy.next_at(job.attempts + 1)
+        if retry_at is None:
+            log.error("%s: gave up verifying %s after %d attempts: %s", job.provider, job.trigger.reference,
+                      job.attempts, error)
+        self.store.verification_failed(job.id, error, retry_at)

@@ -1,0 +1,120 @@
+"""The contract between hookhub and a payment provider plugin.
+
+A provider plugin subclasses ``Provider`` and registers the class from its
+``hookhub_register_providers(register)`` hook. hookhub instantiates it once per app with the
+provider's settings, and from then on calls it in this order for every inbound call::
+
+    trigger = provider.read_callback(call)       # or read_return(call): parse and verify
+    state = trigger.state or provider.fetch(trigger)  # the authoritative state
+    ... hookhub reconciles and records ...
+    reply = provider.acknowledge(call)            # callbacks only: what the provider expects back
+
+Methods are called from several threads at once (web workers and the background scheduler), so keep
+instances free of per-call state.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import functools
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from .calls import InboundCall, Reply, Trigger
+from .states import TransactionState
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One configuration value of a provider, read from ``HOOKHUB_<PROVIDER>_<NAME>``.
+
+    ``name`` is lower snake case (``client_id`` -> ``HOOKHUB_MONCASH_CLIENT_ID``). A setting with a
+    ``default`` is optional. ``secret`` values are kept out of logs, stored calls and error pages.
+    """
+
+    name: str
+    secret: bool = False
+    default: str | None = None
+    help: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is None
+
+    def variable(self, provider: str) -> str:
+        return f"HOOKHUB_{provider.upper()}_{self.name.upper()}"
+
+
+class Provider(abc.ABC):
+    """Base class of every payment provider plugin.
+
+    Class attributes to set:
+
+    ``name``
+        Lower-case identifier: the URL segment (``/hooks/<name>``, ``/return/<name>``), the
+        configuration prefix (``HOOKHUB_<NAME>_...``) and ``event.provider``.
+    ``settings``
+        The ``Setting`` values the provider needs. With none of them configured the provider is off;
+        with some but not all, hookhub refuses to start and names the missing variable.
+    ``callback_methods`` / ``return_methods``
+        HTTP methods accepted on the two routes; others get 405.
+    """
+
+    name: ClassVar[str]
+    settings: ClassVar[tuple[Setting, ...]] = ()
+    callback_methods: ClassVar[frozenset[str]] = frozenset({"POST"})
+    return_methods: ClassVar[frozenset[str]] = frozenset({"GET"})
+
+    def __init__(self, config: Mapping[str, str], *, timeout: float = 10.0):
+        """``config`` maps each setting's ``name`` to its value (defaults already applied).
+
+        ``timeout`` is the limit in seconds hookhub wants on every outgoing call.
+        """
+        self.config = dict(config)
+        self.timeout = timeout
+
+    @functools.cached_property
+    def client(self) -> Any:
+        """The provider's signed API client, made once by ``create_client`` and then reused."""
+        return self.create_client()
+
+    def secrets(self) -> list[str]:
+        """Configured values that must never be shown anywhere (the secret settings)."""
+        return [self.config[s.name] for s in self.settings if s.secret and self.config.get(s.name)]
+
+    @abc.abstractmethod
+    def create_client(self) -> Any:
+        """Build the API client from ``self.config``; called once, on first use of ``client``."""
+
+    @abc.abstractmethod
+    def read_callback(self, call: InboundCall) -> Trigger:
+        """Parse and verify a server-to-server call to ``/hooks/<name>``.
+
+        Raise ``InvalidSignature`` for a missing or wrong signature and ``InvalidRequest`` for
+        anything malformed (no reference, wrong types, oversized ids). Never trust the call's own
+        claims about the payment unless a signature covers them; return a ``Trigger`` naming what
+        to fetch, or carrying a ``state`` only when the call is signed and complete.
+        """
+
+    @abc.abstractmethod
+    def read_return(self, call: InboundCall) -> Trigger:
+        """Parse and verify a buyer's return to ``/return/<name>``; same rules as ``read_callback``."""
+
+    @abc.abstractmethod
+    def fetch(self, trigger: Trigger) -> TransactionState:
+        """Ask the provider's API for the authoritative state of ``trigger.reference``.
+
+        Raise ``ProviderNotFound`` when the provider does not know it, ``ProviderUnavailable`` when it
+        cannot answer now (hookhub then answers 503 to callbacks and retries returns in the
+        background), and any other ``ProviderError`` for refusals. Amounts in the result are ints in
+        minor units.
+        """
+
+    def acknowledge(self, call: InboundCall) -> Reply:
+        """The answer the provider expects once its callback is durably recorded.
+
+        The default is ``200`` with ``{"status": "received"}``; override for providers that want
+        something else (an empty body, a fixed word).
+        """
+        return Reply(200, b'{"status": "received"}', "application/json")

@@ -1,0 +1,140 @@
+"""Tables of the store. Times are UTC; JSON columns keep Decimals exact."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (BigInteger, Column, DateTime, ForeignKey, Index, Integer, LargeBinary, MetaData,
+                        String, Table, Text, UniqueConstraint)
+from sqlalchemy.types import TypeDecorator
+
+from .. import jsonutil
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores naive UTC, hands back aware UTC, whatever the database does with time zones."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are ambiguous; pass UTC-aware ones")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+class JSONText(TypeDecorator):
+    """JSON as text, written and read through ``hookhub.jsonutil`` so money never meets a float."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
+        return None if value is None else jsonutil.dumps(value, sort_keys=True)
+
+    def process_result_value(self, value: str | None, dialect: Any) -> Any:
+        return None if value is None else jsonutil.loads(value)
+
+
+metadata = MetaData()
+
+# Every inbound call, recorded before anything about it can fail.
+inbound_calls = Table(
+    "inbound_calls", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("provider", String(64), nullable=False),
+    Column("route", String(16), nullable=False),
+    Column("method", String(16), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("query_string", Text, nullable=False),
+    Column("headers", JSONText, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("peer", String(64), nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("outcome", String(32), nullable=False),
+    Column("status_code", Integer),
+    Column("error", Text),
+    Column("reference", String(128)),
+    Column("event_id", String(40)),
+    Index("ix_inbound_calls_received_at", "received_at"),
+    Index("ix_inbound_calls_provider_reference", "provider", "reference"),
+)
+
+# One row per payment or payout: its current state. The per-transaction lock is taken on this row.
+transactions = Table(
+    "transactions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("provider", String(64), nullable=False),
+    Column("key", String(128), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("transaction_id", String(128), nullable=False),
+    Column("order_id", String(128), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("last_event_id", String(40)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("provider", "key", name="uq_transactions_provider_key"),
+)
+
+events = Table(
+    "events", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("transaction_pk", Integer, ForeignKey("transactions.id"), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("provider", String(64), nullable=False),
+    Column("order_id", String(128), nullable=False),
+    Column("transaction_id", String(128), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("raw", JSONText, nullable=False),
+    Column("expected", JSONText),
+    Column("inbound_call_id", Integer),
+    Index("ix_events_transaction_pk", "transaction_pk"),
+    Index("ix_events_received_at", "received_at"),
+)
+
+# One row per (event, handler): each handler's delivery lives and fails on its own.
+deliveries = Table(
+    "deliveries", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(40), ForeignKey("events.id"), nullable=False),
+    Column("handler", String(200), nullable=False),
+    Column("status", String(16), nullable=False),  # pending, done, dead
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("lease_until", UTCDateTime),
+    Column("last_error", Text),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("event_id", "handler", name="uq_deliveries_event_handler"),
+    Index("ix_deliveries_due", "status", "next_attempt_at"),
+)
+
+# Verifications the provider could not answer yet (outage, or a state still pending), retried later.
+verifications = Table(
+    "verifications", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("provider", String(64), nullable=False),
+    Column("reference", String(128), nullable=False),
+    Column("context", JSONText, nullable=False),
+    Column("inbound_call_id", Integer),
+    Column("status", String(16), nullable=False),  # pending, gave_up
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("lease_until", UTCDateTime),
+    Column("last_error", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("provider", "reference", name="uq_verifications_provider_reference"),
+    Index("ix_verifications_due", "status", "next_attempt_at"),
+)

@@ -1,0 +1,359 @@
+"""The store: inbound calls, transactions, events, deliveries and deferred verifications.
+
+Every public method is one database transaction. Database failures surface as ``StoreUnavailable``
+so callers can answer 503 and let the provider retry. The store knows nothing of Flask or of
+providers' protocols; the flow that decides what to write lives in ``hookhub.pipeline``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, or_, select, text, update
+from sqlalchemy import exc as sa_exc
+
+from .. import redact
+from ..calls import InboundCall, Trigger
+from ..errors import StoreUnavailable
+from ..events import Event
+from ..states import TransactionState
+from . import schema
+from .engine import WRITE, make_engine
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclasses.dataclass(frozen=True)
+class TransactionRecord:
+    provider: str
+    key: str
+    kind: str
+    status: str
+    transaction_id: str
+    order_id: str
+    amount: int
+    currency: str
+    last_event_id: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class DeliveryJob:
+    id: int
+    handler: str
+    attempts: int  # including the one just claimed
+    event: Event
+
+
+@dataclasses.dataclass(frozen=True)
+class VerificationJob:
+    id: int
+    provider: str
+    trigger: Trigger
+    attempts: int  # including the one just claimed
+    inbound_call_id: int | None
+
+
+def _event_from_row(row: Any) -> Event:
+    return Event(
+        id=row.id, type=row.type, provider=row.provider, order_id=row.order_id,
+        transaction_id=row.transaction_id, amount=row.amount, currency=row.currency, source=row.source,
+        occurred_at=row.occurred_at, received_at=row.received_at, raw=row.raw, expected=row.expected,
+    )
+
+
+class Locked:
+    """One transaction's row, locked until the surrounding ``Store.locked`` block ends."""
+
+    def __init__(self, conn: Connection, provider: str, key: str):
+        self._conn = conn
+        self.provider = provider
+        self.key = key
+        row = conn.execute(
+            select(schema.transactions).where(
+                schema.transactions.c.provider == provider, schema.transactions.c.key == key
+            ).with_for_update()
+        ).first()
+        self._pk: int | None = row.id if row else None
+        self.current = TransactionRecord(
+            row.provider, row.key, row.kind, row.status, row.transaction_id, row.order_id, row.amount,
+            row.currency, row.last_event_id,
+        ) if row else None
+
+    def latest_event(self) -> Event | None:
+        if not self.current or not self.current.last_event_id:
+            return None
+        row = self._conn.execute(
+            select(schema.events).where(schema.events.c.id == self.current.last_event_id)
+        ).first()
+        return _event_from_row(row) if row else None
+
+    def add_event(self, state: TransactionState, *, source: str, inbound_call_id: int | None,
+                  received_at: datetime, handlers: Sequence[str], expected: dict | None = None) -> Event:
+        """Move the transaction to ``state`` and record its event with one pending delivery per handler."""
+        now = utcnow()
+        event = Event(
+            id=f"evt_{uuid.uuid4().hex}", type=state.event_type, provider=self.provider,
+            order_id=state.order_id, transaction_id=state.transaction_id, amount=state.amount,
+            currency=state.currency, source=source,  # type: ignore[arg-type]
+            occurred_at=state.occurred_at or received_at, received_at=received_at, raw=state.raw,
+            expected=expected,
+        )
+        values = dict(kind=state.kind, status=state.status, transaction_id=state.transaction_id,
+                      order_id=state.order_id, amount=state.amount, currency=state.currency,
+                      last_event_id=event.id, updated_at=now)
+        t = schema.transactions
+        if self._pk is None:
+            self._pk = self._conn.execute(
+                insert(t).values(provider=self.provider, key=self.key, created_at=now, **values)
+            ).inserted_primary_key[0]
+        else:
+            self._conn.execute(update(t).where(t.c.id == self._pk).values(**values))
+        self._conn.execute(insert(schema.events).values(
+            transaction_pk=self._pk, inbound_call_id=inbound_call_id,
+            **{f.name: getattr(event, f.name) for f in dataclasses.fields(Event)},
+        ))
+        if handlers:
+            self._conn.execute(insert(schema.deliveries), [
+                dict(event_id=event.id, handler=h, status="pending", attempts=0, next_attempt_at=now,
+                     updated_at=now) for h in handlers
+            ])
+        self.current = TransactionRecord(self.provider, self.key, last_event_id=event.id, **{
+            k: v for k, v in values.items() if k not in ("last_event_id", "updated_at")})
+        return event
+
+    def finish_call(self, call_id: int | None, **fields: Any) -> None:
+        """Record the call's outcome in the same database transaction as the state change."""
+        if call_id is not None:
+            _finish_call(self._conn, call_id, **fields)
+
+
+def _finish_call(conn: Connection, call_id: int, *, outcome: str, status_code: int,
+                 error: str | None = None, reference: str | None = None, event_id: str | None = None) -> None:
+    conn.execute(update(schema.inbound_calls).where(schema.inbound_calls.c.id == call_id).values(
+        outcome=outcome, status_code=status_code, error=error,
+        reference=reference[:128] if reference else None, event_id=event_id,
+    ))
+
+
+class Store:
+    def __init__(self, url: str, *, timeout: float = 5.0):
+        self.engine = make_engine(url, timeout=timeout)
+        self.dialect = self.engine.dialect.name
+
+    def create_schema(self) -> None:
+        """Create missing tables; safe when several processes start at once."""
+        with self._write() as conn:
+            schema.metadata.create_all(conn)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _connection(self, write: bool) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn:
+                if write:
+                    conn = conn.execution_options(**{WRITE: True})
+                with conn.begin():
+                    yield conn
+        except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError) as exc:
+            raise StoreUnavailable(f"store unavailable: {exc.orig if hasattr(exc, 'orig') else exc}") from exc
+
+    def _write(self) -> Any:
+        return self._connection(write=True)
+
+    def _read(self) -> Any:
+        return self._connection(write=False)
+
+    def ping(self) -> None:
+        """Raise ``StoreUnavailable`` unless the store answers a query."""
+        with self._read() as conn:
+            conn.execute(text("SELECT 1"))
+
+    # -- inbound calls ---------------------------------------------------------------------------
+
+    def record_call(self, call: InboundCall) -> int:
+        """Durably record ``call``, with credential headers redacted, and return its id."""
+        with self._write() as conn:
+            return conn.execute(insert(schema.inbound_calls).values(
+                provider=call.provider[:64], route=call.route, method=call.method[:16], path=call.path,
+                query_string=call.query_string, headers=redact.headers(call.headers.items()), body=call.body,
+                peer=(call.peer or "")[:64], received_at=call.received_at, outcome="received",
+            )).inserted_primary_key[0]
+
+    def finish_call(self, call_id: int, **fields: Any) -> None:
+        with self._write() as conn:
+            _finish_call(conn, call_id, **fields)
+
+    def get_call(self, call_id: int) -> dict[str, Any] | None:
+        with self._read() as conn:
+            row = conn.execute(select(schema.inbound_calls).where(schema.inbound_calls.c.id == call_id)).first()
+        return row._asdict() if row else None
+
+    def list_calls(self, *, provider: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        c = schema.inbound_calls
+        query = select(c).order_by(c.c.id.desc()).limit(limit)
+        if provider:
+            query = query.where(c.c.provider == provider)
+        with self._read() as conn:
+            return [row._asdict() for row in conn.execute(query)]
+
+    # -- transactions and events -----------------------------------------------------------------
+
+    @contextmanager
+    def locked(self, provider: str, key: str) -> Iterator[Locked]:
+        """Hold the per-transaction lock for ``(provider, key)`` while the block runs.
+
+        Everything written through the yielded ``Locked`` commits together when the block ends, or
+        not at all if it raises. Callbacks and returns for one transaction, in any process, run
+        their blocks one after the other.
+        """
+        with self._write() as conn:
+            if self.dialect == "postgresql":
+                # The row may not exist yet, so lock the key itself, for this transaction only.
+                conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
+                             {"k": f"{provider}\x00{key}"})
+            yield Locked(conn, provider, key)
+
+    def get_transaction(self, provider: str, key: str) -> TransactionRecord | None:
+        t = schema.transactions
+        with self._read() as conn:
+            row = conn.execute(select(t).where(t.c.provider == provider, t.c.key == key)).first()
+        if not row:
+            return None
+        return TransactionRecord(row.provider, row.key, row.kind, row.status, row.transaction_id,
+                                 row.order_id, row.amount, row.currency, row.last_event_id)
+
+    def get_event(self, event_id: str) -> Event | None:
+        with self._read() as conn:
+            row = conn.execute(select(schema.events).where(schema.events.c.id == event_id)).first()
+        return _event_from_row(row) if row else None
+
+    def list_events(self, *, provider: str | None = None, type: str | None = None,
+                    limit: int = 100) -> list[Event]:
+        e = schema.events
+        query = select(e).order_by(e.c.received_at, e.c.id).limit(limit)
+        if provider:
+            query = query.where(e.c.provider == provider)
+        if type:
+            query = query.where(e.c.type == type)
+        with self._read() as conn:
+            return [_event_from_row(row) for row in conn.execute(query)]
+
+    # -- deliveries ------------------------------------------------------------------------------
+
+    def claim_deliveries(self, handlers: Sequence[str], *, lease: float, limit: int = 20) -> list[DeliveryJob]:
+        """Lease up to ``limit`` due deliveries for ``handlers``; an attempt counts from here.
+
+        A delivery whose lease ran out (its worker died mid-call) is due again.
+        """
+        if not handlers:
+            return []
+        d, now = schema.deliveries, utcnow()
+        with self._write() as conn:
+            rows = conn.execute(
+                select(d.c.id, d.c.handler, d.c.attempts, d.c.event_id)
+                .where(d.c.status == "pending", d.c.handler.in_(handlers), d.c.next_attempt_at <= now,
+                       or_(d.c.lease_until.is_(None), d.c.lease_until < now))
+                .order_by(d.c.next_attempt_at, d.c.id).limit(limit)
+                .with_for_update(skip_locked=True)
+            ).all()
+            if not rows:
+                return []
+            conn.execute(
+                update(d).where(d.c.id.in_([r.id for r in rows]))
+                .values(attempts=d.c.attempts + 1, lease_until=now + timedelta(seconds=lease), updated_at=now)
+            )
+            events = {row.id: _event_from_row(row) for row in conn.execute(
+                select(schema.events).where(schema.events.c.id.in_({r.event_id for r in rows})))}
+        return [DeliveryJob(r.id, r.handler, r.attempts + 1, events[r.event_id]) for r in rows]
+
+    def delivery_succeeded(self, delivery_id: int) -> None:
+        d = schema.deliveries
+        with self._write() as conn:
+            conn.execute(update(d).where(d.c.id == delivery_id).values(
+                status="done", lease_until=None, updated_at=utcnow()))
+
+    def delivery_failed(self, delivery_id: int, error: str, retry_at: datetime | None) -> None:
+        """Record a failed attempt; ``retry_at`` None means no attempts are left (dead letter)."""
+        d = schema.deliveries
+        values: dict[str, Any] = dict(last_error=error, lease_until=None, updated_at=utcnow())
+        if retry_at is None:
+            values["status"] = "dead"
+        else:
+            values["next_attempt_at"] = retry_at
+        with self._write() as conn:
+            conn.execute(update(d).where(d.c.id == delivery_id).values(**values))
+
+    def list_deliveries(self, *, event_id: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
+        d = schema.deliveries
+        query = select(d).order_by(d.c.id)
+        if event_id:
+            query = query.where(d.c.event_id == event_id)
+        if status:
+            query = query.where(d.c.status == status)
+        with self._read() as conn:
+            return [row._asdict() for row in conn.execute(query)]
+
+    # -- deferred verifications ------------------------------------------------------------------
+
+    def defer_verification(self, provider: str, trigger: Trigger, *, inbound_call_id: int | None,
+                           due: datetime) -> None:
+        """Ask for ``trigger`` to be verified again at ``due``; one job per reference at a time."""
+        v, now = schema.verifications, utcnow()
+        with self._write() as conn:
+            existing = conn.execute(select(v.c.id, v.c.status).where(
+                v.c.provider == provider, v.c.reference == trigger.reference)).first()
+            if existing is None:
+                conn.execute(insert(v).values(
+                    provider=provider, reference=trigger.reference, context=trigger.context,
+                    inbound_call_id=inbound_call_id, status="pending", attempts=0, next_attempt_at=due,
+                    created_at=now, updated_at=now))
+            elif existing.status != "pending":  # a new call revives a job that had given up
+                conn.execute(update(v).where(v.c.id == existing.id).values(
+                    status="pending", attempts=0, next_attempt_at=due, context=trigger.context,
+                    updated_at=now))
+
+    def claim_verifications(self, providers: Sequence[str], *, lease: float,
+                            limit: int = 20) -> list[VerificationJob]:
+        if not providers:
+            return []
+        v, now = schema.verifications, utcnow()
+        with self._write() as conn:
+            rows = conn.execute(
+                select(v).where(v.c.status == "pending", v.c.provider.in_(providers),
+                                v.c.next_attempt_at <= now,
+                                or_(v.c.lease_until.is_(None), v.c.lease_until < now))
+                .order_by(v.c.next_attempt_at, v.c.id).limit(limit).with_for_update(skip_locked=True)
+            ).all()
+            if rows:
+                conn.execute(update(v).where(v.c.id.in_([r.id for r in rows])).values(
+                    attempts=v.c.attempts + 1, lease_until=now + timedelta(seconds=lease), updated_at=now))
+        return [VerificationJob(r.id, r.provider, Trigger(r.reference, r.context), r.attempts + 1,
+                                r.inbound_call_id) for r in rows]
+
+    def verification_done(self, job_id: int) -> None:
+        with self._write() as conn:
+            conn.execute(delete(schema.verifications).where(schema.verifications.c.id == job_id))
+
+    def verification_failed(self, job_id: int, error: str, retry_at: datetime | None) -> None:
+        v = schema.verifications
+        values: dict[str, Any] = dict(last_error=error, lease_until=None, updated_at=utcnow())
+        if retry_at is None:
+            values["status"] = "gave_up"
+        else:
+            values["next_attempt_at"] = retry_at
+        with self._write() as conn:
+            conn.execute(update(v).where(v.c.id == job_id).values(**values))
+
+    def list_verifications(self) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            rows = conn.execute(select(schema.verifications).order_by(schema.verifications.c.id))
+            return [row._asdict() for row in rows]

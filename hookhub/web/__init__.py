@@ -1,0 +1,13 @@
+"""Thin Flask views: read the request, call the pipeline, shape the answer."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from . import errors, pages, routes
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(routes.bp)
+    app.register_blueprint(pages.bp)
+    errors.init_app(app)

@@ -1,0 +1,95 @@
+"""The provider-facing routes: callbacks, buyers' returns, and the health check."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlencode
+
+from flask import Blueprint, Response, current_app, jsonify, make_response, redirect, request, url_for
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from .. import tokens
+from ..calls import InboundCall
+from ..errors import InvalidRequest, StoreUnavailable
+from ..hub import Hub
+from ..pipeline import Handled
+from ..store import utcnow
+from .errors import json_error, store_unavailable
+from .pages import PAGE_FOR_STATUS
+
+log = logging.getLogger("hookhub")
+
+bp = Blueprint("hookhub", __name__)
+
+# Accept every common method so that a wrong one is recorded and answered by the pipeline.
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+@bp.route("/hooks/<provider>", methods=METHODS)
+def callback(provider: str) -> Response:
+    return _receive("callback", provider)
+
+
+@bp.route("/return/<provider>", methods=METHODS)
+def buyer_return(provider: str) -> Response:
+    return _receive("return", provider)
+
+
+@bp.route("/healthz")
+def healthz() -> Response:
+    try:
+        Hub.of(current_app).store.ping()
+    except StoreUnavailable:
+        response = jsonify(status="unavailable")
+        response.status_code = 503
+        return response
+    return jsonify(status="ok")
+
+
+def _receive(route: str, provider: str) -> Response:
+    hub = Hub.of(current_app)
+    oversized = None
+    try:
+        body = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        body, oversized = b"", InvalidRequest(
+            f"the body is larger than {current_app.config['MAX_CONTENT_LENGTH']} bytes",
+            code="body_too_large", status=413)
+    call = InboundCall(
+        provider=provider, route=route, method=request.method, path=request.path,
+        query_string=request.query_string.decode("latin-1"), headers=request.headers, body=body,
+        peer=request.remote_addr or "", received_at=utcnow(),
+        public_url=current_app.config["HOOKHUB_PUBLIC_URL"],
+    )
+    try:
+        handled = hub.pipeline.refuse(call, oversized) if oversized else hub.pipeline.handle(call)
+    except StoreUnavailable as exc:
+        log.error("store unavailable, answering 503: %s", exc)
+        return store_unavailable()
+    if handled.error_code:
+        response = json_error(handled.http_status, handled.error_code, handled.message or "")
+        if handled.http_status == 503:
+            response.headers["Retry-After"] = "30"
+        return response
+    if route == "callback":
+        assert handled.reply is not None
+        return Response(handled.reply.body, handled.reply.status, content_type=handled.reply.content_type)
+    return _buyer_answer(hub, handled)
+
+
+def _buyer_answer(hub: Hub, handled: Handled) -> Response:
+    try:
+        custom = hub.hooks.return_response(handled.event, request)
+    except Exception:  # a broken merchant hook must not strand the buyer on an error page
+        log.exception("hookhub_return_response failed; using the default redirect")
+        custom = None
+    if custom is not None:
+        return make_response(custom)
+    event = handled.event
+    token = tokens.issue(current_app.config["SECRET_KEY"], event_id=event.id if event else None,
+                         order_id=event.order_id if event else None, provider=handled.provider,
+                         status=handled.status)
+    page = PAGE_FOR_STATUS.get(handled.status, "pending")
+    base = current_app.config[f"HOOKHUB_{page.upper()}_URL"] or url_for("pages.result", page=page)
+    separator = "&" if "?" in base else "?"
+    return redirect(f"{base}{separator}{urlencode({'result': token})}", 303)

@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from fakes.moncash import FakeMonCash
+from hookhub import create_app, hookimpl
+
+SECRET_KEY = "test-secret-key-for-result-tokens"
+
+
+class Recorder:
+    """A merchant handler that remembers what it was given, and can be told to fail."""
+
+    def __init__(self, fail_times: int = 0):
+        self.events = []
+        self.calls = 0
+        self.fail_times = fail_times
+
+    @hookimpl
+    def hookhub_handle_event(self, event):
+        self.calls += 1
+        if self.calls <= self.fail_times:
+            raise RuntimeError(f"handler failure number {self.calls}")
+        self.events.append(event)
+
+
+def hub_of(app):
+    return app.extensions["hookhub"]
+
+
+def drain(app, rounds: int = 50) -> None:
+    """Run background work until nothing is due, waiting out the tests' millisecond backoffs."""
+    idle = 0
+    for _ in range(rounds):
+        if hub_of(app).run_due_work():
+            idle = 0
+            continue
+        idle += 1
+        if idle == 2:
+            return
+        time.sleep(0.01)
+
+
+@pytest.fixture(scope="session")
+def moncash_server():
+    fake = FakeMonCash()
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def moncash(moncash_server):
+    moncash_server.reset()
+    return moncash_server
+
+
+def moncash_config(fake: FakeMonCash) -> dict:
+    return {
+        "HOOKHUB_MONCASH_CLIENT_ID": fake.client_id,
+        "HOOKHUB_MONCASH_CLIENT_SECRET": fake.client_secret,
+        "HOOKHUB_MONCASH_BASE_URL": fake.base_url,
+        "HOOKHUB_MONCASH_GATEWAY_URL": fake.gateway_url,
+    }
+
+
+@pytest.fixture
+def make_app(tmp_path, moncash):
+    """Build a fresh app: MonCash on the fake, no scheduler thread (tests drain work themselves)."""
+    apps = []
+
+    def make(config=None, plugins=(), with_moncash=True):
+        settings = {
+            "HOOKHUB_SECRET_KEY": SECRET_KEY,
+            "HOOKHUB_SCHEDULER": False,
+            "HOOKHUB_RETRY_BASE_SECONDS": 0.001,
+            "HOOKHUB_RETRY_MAX_SECONDS": 0.002,
+            "HOOKHUB_HTTP_TIMEOUT": 2.0,
+        }
+        if with_moncash:
+            settings.update(moncash_config(moncash))
+        settings.update(config or {})
+        app = create_app(settings, plugins=plugins, instance_path=str(tmp_path / f"instance{len(apps)}"),
+                         environ={})
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        hub_of(app).close()
+
+
+@pytest.fixture
+def recorder():
+    return Recorder()
+
+
+@pytest.fixture
+def app(make_app, recorder):
+    return make_app(plugins=[recorder])
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
