@@ -163,8 +163,11 @@ class Store:
                     conn = conn.execution_options(**{WRITE: True})
                 with conn.begin():
                     yield conn
-        except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError) as exc:
-            raise StoreUnavailable(f"store unavailable: {exc.orig if hasattr(exc, 'orig') else exc}") from exc
+        except (sa_exc.IntegrityError, sa_exc.ProgrammingError):
+            raise  # a bug in hookhub, not an outage
+        except (sa_exc.DBAPIError, sa_exc.TimeoutError) as exc:
+            # Unreachable, locked past the timeout, out of disk, corrupt: the caller answers 503.
+            raise StoreUnavailable(f"store unavailable: {getattr(exc, 'orig', None) or exc}") from exc
 
     def _write(self) -> Any:
         return self._connection(write=True)

@@ -1,0 +1,145 @@
+"""hookhub under a real ``gunicorn wsgi:app`` with several workers, against the fake MonCash."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import SECRET_KEY, moncash_config
+from hookhub.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.server
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Gunicorn:
+    def __init__(self, tmp_path: Path, moncash, workers: int = 2):
+        self.events_file = tmp_path / "events.jsonl"
+        self.instance = tmp_path / "instance"
+        self.url = f"http://127.0.0.1:{free_port()}"
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("HOOKHUB_")},
+            **moncash_config(moncash),
+            "PYTHONPATH": str(ROOT / "tests"),
+            "HOOKHUB_HANDLERS": "merchant_handler",
+            "HOOKHUB_TEST_EVENTS_FILE": str(self.events_file),
+            "HOOKHUB_INSTANCE_PATH": str(self.instance),
+            "HOOKHUB_SECRET_KEY": SECRET_KEY,
+            "HOOKHUB_SCHEDULER_INTERVAL": "0.2",
+            "HOOKHUB_RETRY_BASE_SECONDS": "0.2",
+        }
+        self.log = open(tmp_path / "gunicorn.log", "wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", self.url[len("http://"):], "wsgi:app"],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        self.close()
+        raise RuntimeError("gunicorn did not start: " + (tmp_path / "gunicorn.log").read_text())
+
+    def delivered(self) -> list[dict]:
+        if not self.events_file.exists():
+            return []
+        return [json.loads(line) for line in self.events_file.read_text().splitlines()]
+
+    def wait_for_deliveries(self, count: int, timeout: float = 30.0) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while len(self.delivered()) < count and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)  # anything delivered twice would show up by now
+        return self.delivered()
+
+    def store(self) -> Store:
+        return Store("sqlite:///" + str(self.instance / "hookhub.sqlite3"))
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+@pytest.fixture
+def server(tmp_path, moncash):
+    gunicorn = Gunicorn(tmp_path, moncash)
+    yield gunicorn
+    gunicorn.close()
+
+
+def test_return_and_callback_make_exactly_one_approved_event(server, moncash):
+    moncash.add_payment("12874820", "1559796839", 10)
+    returned = requests.get(f"{server.url}/return/moncash?transactionId=12874820", allow_redirects=False)
+    called = requests.post(f"{server.url}/hooks/moncash", json={"transactionId": "12874820"})
+    assert returned.status_code == 303 and "/result/success?result=" in returned.headers["Location"]
+    assert called.status_code == 200
+
+    [event] = server.wait_for_deliveries(1)
+    assert (event["type"], event["order_id"], event["transaction_id"]) == ("payment.approved", "1559796839", "12874820")
+    assert (event["amount"], event["currency"], event["provider"]) == (1000, "HTG", "moncash")
+
+
+def test_concurrent_returns_and_callbacks_make_one_event_per_transaction(server, moncash):
+    transactions = [f"9{n:04d}" for n in range(20)]
+    for n, tid in enumerate(transactions):
+        moncash.add_payment(tid, f"order-{tid}", 100 + n)
+
+    def fire(args):
+        kind, tid = args
+        if kind == "return":
+            return requests.get(f"{server.url}/return/moncash?transactionId={tid}", allow_redirects=False).status_code
+        return requests.post(f"{server.url}/hooks/moncash", json={"transactionId": tid}).status_code
+
+    calls = [(kind, tid) for tid in transactions for kind in ("return", "callback") * 4]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        statuses = list(pool.map(fire, calls))
+    assert sorted(set(statuses)) == [200, 303]
+
+    delivered = server.wait_for_deliveries(len(transactions))
+    assert sorted(e["transaction_id"] for e in delivered) == transactions
+    assert {e["type"] for e in delivered} == {"payment.approved"}
+    store = server.store()
+    try:
+        assert len(store.list_events(limit=1000)) == len(transactions)
+        assert {d["status"] for d in store.list_deliveries()} == {"done"}
+        outcomes = [c["outcome"] for c in store.list_calls(limit=1000)]
+        assert outcomes.count("event") == len(transactions)
+        assert outcomes.count("duplicate") == len(calls) - len(transactions)
+    finally:
+        store.close()
+
+
+def test_outage_during_return_is_confirmed_in_the_background(server, moncash):
+    moncash.add_payment("70001", "order-70001", 10)
+    moncash.outage = True
+    returned = requests.get(f"{server.url}/return/moncash?transactionId=70001", allow_redirects=False)
+    assert "/result/pending?result=" in returned.headers["Location"]
+    time.sleep(0.5)
+    assert server.delivered() == []
+    moncash.outage = False
+    [event] = server.wait_for_deliveries(1)
+    assert (event["type"], event["source"]) == ("payment.approved", "poll")
