@@ -23,12 +23,13 @@ class Deliverer:
         self.secrets = list(secrets)
         self.lease = lease
 
-    def run_due(self, limit: int = 20) -> int:
-        """Deliver what is due now; return how many deliveries were attempted."""
-        jobs = self.store.claim_deliveries(list(self.handlers), lease=self.lease, limit=limit)
-        for job in jobs:
-            self.deliver(job)
-        return len(jobs)
+    def run_one(self) -> bool:
+        """Deliver the most overdue delivery, if any is due; True if one was attempted."""
+        job = self.store.claim_delivery(list(self.handlers), lease=self.lease)
+        if job is None:
+            return False
+        self.deliver(job)
+        return True
 
     def deliver(self, job: DeliveryJob) -> None:
         handler = self.handlers[job.handler]
@@ -38,8 +39,11 @@ class Deliverer:
             # The traceback is the operator's best clue; keep it, minus any configured secret.
             error = redact.scrub(traceback.format_exc(), self.secrets)
             retry_at = self.policy.next_at(job.attempts)
-            self.store.delivery_failed(job.id, error, retry_at)
+            settled = self.store.delivery_failed(job, error, retry_at)
             log.warning("handler %s failed on %s (attempt %d%s)", job.handler, job.event.id, job.attempts,
                         ", dead-lettered" if retry_at is None else "")
         else:
-            self.store.delivery_succeeded(job.id)
+            settled = self.store.delivery_succeeded(job)
+        if not settled:
+            log.warning("delivery %s of %s to %s outlived its lease; another process has it now",
+                        job.id, job.event.id, job.handler)

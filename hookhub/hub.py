@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -20,6 +22,30 @@ from .store import Store
 log = logging.getLogger("hookhub")
 
 LEASE_SECONDS = 300.0  # how long a claimed job is another process's before it counts as abandoned
+ROUND_LIMIT = 100  # jobs per round of background work, so a backlog never starves the loop's checks
+
+_live_hubs: weakref.WeakSet[Hub] = weakref.WeakSet()
+
+
+def _before_fork() -> None:
+    for hub in list(_live_hubs):
+        hub.scheduler.before_fork()
+
+
+def _after_fork_in_parent() -> None:
+    for hub in list(_live_hubs):
+        hub.scheduler.after_fork_in_parent()
+
+
+def _after_fork_in_child() -> None:
+    for hub in list(_live_hubs):
+        hub.scheduler.after_fork_in_child()
+        # Database connections must never be shared across a fork: the child opens its own.
+        hub.store.engine.dispose(close=False)
+
+
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                    after_in_child=_after_fork_in_child)
 
 
 class Hub:
@@ -28,7 +54,8 @@ class Hub:
         self.hooks = plugins.Hooks(self.pm)
         self.registry = Registry(self.hooks.register_providers(), config)
         self.handlers = self.hooks.handlers()
-        self.secret_filter = redact.SecretFilter(self.registry.secrets() + [config["HOOKHUB_SECRET_KEY"]])
+        self.secrets = self.registry.secrets() + [config["HOOKHUB_SECRET_KEY"]]
+        self.secret_filter = redact.SecretFilter(self.secrets)
         log.addFilter(self.secret_filter)
 
         self.store = Store(config["HOOKHUB_DATABASE_URL"], timeout=config["HOOKHUB_STORE_TIMEOUT"])
@@ -40,9 +67,11 @@ class Hub:
 
         self.scheduler = Scheduler(self.run_due_work, config["HOOKHUB_SCHEDULER_INTERVAL"])
         self.deliverer = Deliverer(self.store, self.handlers, policy("HOOKHUB_DELIVERY_MAX_ATTEMPTS"),
-                                   self.registry.secrets(), lease=LEASE_SECONDS)
+                                   self.secrets, lease=LEASE_SECONDS)
         self.pipeline = Pipeline(self.store, self.registry, self.hooks, list(self.handlers),
-                                 policy("HOOKHUB_VERIFY_MAX_ATTEMPTS"), on_new_work=self.scheduler.wake)
+                                 policy("HOOKHUB_VERIFY_MAX_ATTEMPTS"), self.secrets,
+                                 on_new_work=self.scheduler.wake)
+        _live_hubs.add(self)
 
     @staticmethod
     def of(app: Flask) -> Hub:
@@ -52,14 +81,21 @@ class Hub:
             raise ConfigError("this Flask app was not made by hookhub.create_app") from None
 
     def run_due_work(self) -> int:
-        """One round of background work: due re-verifications, then due deliveries."""
+        """One round of background work: due re-verifications, then due deliveries; how many ran."""
         done = 0
-        for job in self.store.claim_verifications(list(self.registry.enabled), lease=LEASE_SECONDS):
+        providers = list(self.registry.enabled)
+        while done < ROUND_LIMIT:
+            job = self.store.claim_verification(providers, lease=LEASE_SECONDS)
+            if job is None:
+                break
             self.pipeline.run_verification(job)
             done += 1
-        return done + self.deliverer.run_due()
+        while done < ROUND_LIMIT and self.deliverer.run_one():
+            done += 1
+        return done
 
     def close(self) -> None:
+        _live_hubs.discard(self)
         self.scheduler.stop()
         log.removeFilter(self.secret_filter)
         self.store.close()

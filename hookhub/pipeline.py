@@ -7,13 +7,15 @@ turns its ``Handled`` results into HTTP answers, and the scheduler only feeds it
 from __future__ import annotations
 
 import dataclasses
+import enum
 import logging
 import re
 from collections.abc import Callable, Sequence
 
 from . import redact
 from .calls import InboundCall, Reply, Trigger
-from .errors import InvalidRequest, ProviderError, ProviderNotFound
+from .errors import (InvalidRequest, ProviderAuthError, ProviderError, ProviderNotFound, ProviderUnavailable,
+                     ValidationError)
 from .events import Event
 from .plugins import Hooks
 from .providers import Provider
@@ -27,6 +29,29 @@ log = logging.getLogger("hookhub")
 MAX_REFERENCE_LENGTH = 128
 # Printable ASCII without spaces, quotes, angle brackets or backslashes: every provider's ids fit.
 _REFERENCE = re.compile(r"^[A-Za-z0-9._:@+/=~-]+$")
+# Background re-checks of a reference the provider does not know or refuses. Few, because anyone can
+# make up a reference, and each re-check is a call to the provider's API.
+UNCONFIRMED_RECHECKS = 3
+
+
+class Problem(enum.Enum):
+    """Why the provider's state could not be had; each value is (code, HTTP status for callbacks, public message)."""
+
+    UNKNOWN = ("unknown_transaction", 404, "the provider does not know this transaction")
+    REFUSED = ("provider_refused", 422, "the provider refused to confirm this transaction")
+    UNAVAILABLE = ("provider_unavailable", 503, "the payment cannot be confirmed with the provider now; retry later")
+
+    @property
+    def code(self) -> str:
+        return self.value[0]
+
+    @property
+    def status(self) -> int:
+        return self.value[1]
+
+    @property
+    def message(self) -> str:
+        return self.value[2]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,21 +59,24 @@ class Handled:
     """What became of one inbound call, for the web layer to answer with."""
 
     http_status: int
-    outcome: str
+    outcome: str  # what was recorded for the call: event, duplicate, stale, deferred_..., or an error code
     provider: str
     status: str = "unknown"  # the transaction's status: approved, pending, ... or unknown
     event: Event | None = None  # the event holding the transaction's current state
     reply: Reply | None = None  # callbacks: what the provider expects back
-    error_code: str | None = None
-    message: str | None = None
+    message: str | None = None  # set when the call is refused: the public reason
+
+    @property
+    def refused(self) -> bool:
+        return self.message is not None
 
 
 @dataclasses.dataclass(frozen=True)
 class _Fetched:
     state: TransactionState | None = None
     expected: dict | None = None
-    problem: str | None = None  # "unknown_transaction" or "provider_unavailable"
-    detail: str = ""
+    problem: Problem | None = None
+    detail: str = ""  # for the operator: stored with the call, never sent to the caller
 
 
 def check_reference(reference: object) -> str:
@@ -66,14 +94,15 @@ def check_reference(reference: object) -> str:
 
 class Pipeline:
     def __init__(self, store: Store, registry: Registry, hooks: Hooks, handler_names: Sequence[str],
-                 verify_policy: RetryPolicy, on_new_work: Callable[[], None] = lambda: None):
+                 verify_policy: RetryPolicy, secrets: Sequence[str] = (),
+                 on_new_work: Callable[[], None] = lambda: None):
         self.store = store
         self.registry = registry
         self.hooks = hooks
         self.handler_names = list(handler_names)
         self.verify_policy = verify_policy
+        self.secrets = list(secrets)
         self.on_new_work = on_new_work
-        self.secrets = registry.secrets()
 
     # -- inbound ---------------------------------------------------------------------------------
 
@@ -90,66 +119,67 @@ class Pipeline:
         try:
             trigger = provider.read_callback(call) if call.route == "callback" else provider.read_return(call)
             check_reference(trigger.reference)
+            fetched = self._fetch(provider, trigger)
         except InvalidRequest as exc:
             return self._refuse(call, exc.status, exc.code, exc.message)
 
-        fetched = self._fetch(provider, trigger)
-        if call.route == "callback":
-            return self._answer_callback(provider, call, trigger, fetched)
-        return self._answer_return(provider, call, trigger, fetched)
+        if fetched.state is None:
+            assert fetched.problem is not None
+            if call.route == "callback":
+                # A provider retries a callback it did not get a 2xx for: that is the retry.
+                return self._refuse(call, fetched.problem.status, fetched.problem.code, fetched.problem.message,
+                                    reference=trigger.reference, detail=fetched.detail)
+            # The buyer must not wait on the provider: the pending page, and checks in the background.
+            self._defer(provider, trigger, call)
+            outcome = f"deferred_{fetched.problem.code}"
+            self.store.finish_call(call.id, outcome=outcome, status_code=303, error=fetched.detail,
+                                   reference=trigger.reference)
+            return Handled(303, outcome, provider.name, status="pending")
+
+        reply = provider.acknowledge(call) if call.route == "callback" else None
+        handled = self._reconcile(provider, fetched, source=call.route, call=call,
+                                  http_status=reply.status if reply else 303, reference=trigger.reference)
+        if handled.status == "pending":  # not final yet: keep asking until it is
+            self._defer(provider, trigger, call)
+        return dataclasses.replace(handled, reply=reply)
 
     def refuse(self, call: InboundCall, error: InvalidRequest) -> Handled:
         """Record a call the web layer already knows it refuses (an oversized body, say)."""
         call = dataclasses.replace(call, id=self.store.record_call(call))
         return self._refuse(call, error.status, error.code, error.message)
 
-    def _answer_callback(self, provider: Provider, call: InboundCall, trigger: Trigger,
-                         fetched: _Fetched) -> Handled:
-        if fetched.problem == "unknown_transaction":
-            return self._refuse(call, 404, fetched.problem, "the provider does not know this transaction",
-                                reference=trigger.reference)
-        if fetched.state is None:
-            # The provider retries callbacks it did not get a 2xx for; that is our retry.
-            return self._refuse(call, 503, "provider_unavailable", fetched.detail, reference=trigger.reference)
-        reply = provider.acknowledge(call)
-        return self._reconcile(provider, fetched, source="callback", call=call, http_status=reply.status,
-                               reference=trigger.reference, reply=reply)
-
-    def _answer_return(self, provider: Provider, call: InboundCall, trigger: Trigger,
-                       fetched: _Fetched) -> Handled:
-        if fetched.state is None:
-            # The buyer must not wait on the provider: show the pending page and keep checking.
-            self.store.defer_verification(provider.name, trigger, inbound_call_id=call.id,
-                                          due=self.verify_policy.next_at(1) or utcnow())
-            self.store.finish_call(call.id, outcome=f"deferred_{fetched.problem}", status_code=303,
-                                   error=fetched.detail, reference=trigger.reference)
-            self.on_new_work()
-            return Handled(303, f"deferred_{fetched.problem}", provider.name, status="pending")
-        handled = self._reconcile(provider, fetched, source="return", call=call, http_status=303,
-                                  reference=trigger.reference)
-        if handled.status == "pending":
-            self.store.defer_verification(provider.name, trigger, inbound_call_id=call.id,
-                                          due=self.verify_policy.next_at(1) or utcnow())
-            self.on_new_work()
-        return handled
-
     def _refuse(self, call: InboundCall, status: int, code: str, message: str, *,
-                reference: str | None = None) -> Handled:
+                reference: str | None = None, detail: str | None = None) -> Handled:
         assert call.id is not None
-        self.store.finish_call(call.id, outcome=code, status_code=status, error=message, reference=reference)
+        self.store.finish_call(call.id, outcome=code, status_code=status, error=detail or message,
+                               reference=reference)
         log.info("%s %s %s: %s %s", call.provider, call.route, call.method, status, code)
-        return Handled(status, code, call.provider, error_code=code, message=message)
+        return Handled(status, code, call.provider, message=message)
+
+    def _defer(self, provider: Provider, trigger: Trigger, call: InboundCall) -> None:
+        self.store.defer_verification(provider.name, trigger, inbound_call_id=call.id,
+                                      due=self.verify_policy.next_at(1) or utcnow())
+        self.on_new_work()
 
     # -- fetch and reconcile -----------------------------------------------------------------------
 
     def _fetch(self, provider: Provider, trigger: Trigger) -> _Fetched:
+        """The provider's authoritative state for ``trigger``, or the problem that prevented it."""
         try:
             state = trigger.state or provider.fetch(trigger)
         except ProviderNotFound as exc:
-            return _Fetched(problem="unknown_transaction", detail=str(exc))
-        except ProviderError as exc:
+            return _Fetched(problem=Problem.UNKNOWN, detail=str(exc))
+        except (ProviderUnavailable, ProviderAuthError) as exc:
             log.warning("%s: cannot verify %s now: %s", provider.name, trigger.reference, exc)
-            return _Fetched(problem="provider_unavailable", detail=str(exc))
+            return _Fetched(problem=Problem.UNAVAILABLE, detail=str(exc))
+        except ProviderError as exc:
+            return _Fetched(problem=Problem.REFUSED, detail=str(exc))
+        except ValidationError as exc:
+            raise InvalidRequest(f"the transaction reference cannot be looked up: {exc.message}",
+                                 code="invalid_reference") from None
+        except Exception as exc:  # a plugin bug must cost a retry, never a 500 or a lost call
+            log.exception("%s: fetch of %s failed unexpectedly", provider.name, trigger.reference)
+            return _Fetched(problem=Problem.UNAVAILABLE, detail=f"fetch raised {type(exc).__name__}")
         state = dataclasses.replace(state, raw=redact.scrub_mapping(state.raw, self.secrets))
         if state.kind != "payment" or state.status != "approved":
             return _Fetched(state)
@@ -157,15 +187,15 @@ class Pipeline:
             expected = self.hooks.expected_payment(provider.name, state.order_id)
         except Exception as exc:  # the merchant's hook failed: decide later rather than guess now
             log.exception("hookhub_expected_payment failed for %s order %s", provider.name, state.order_id)
-            return _Fetched(problem="provider_unavailable", detail=f"hookhub_expected_payment raised {exc!r}")
+            return _Fetched(problem=Problem.UNAVAILABLE, detail=f"hookhub_expected_payment raised {type(exc).__name__}")
         if expected is None or expected == (state.amount, state.currency):
             return _Fetched(state)
         amount, currency = expected
         return _Fetched(dataclasses.replace(state, status="mismatch"), {"amount": amount, "currency": currency})
 
     def _reconcile(self, provider: Provider, fetched: _Fetched, *, source: str, call: InboundCall | None,
-                   http_status: int, reference: str, reply: Reply | None = None,
-                   inbound_call_id: int | None = None) -> Handled:
+                   http_status: int, reference: str, inbound_call_id: int | None = None) -> Handled:
+        """Apply ``fetched`` under the transaction's lock; only a real transition makes an event."""
         state = fetched.state
         assert state is not None
         call_id = call.id if call else None
@@ -185,7 +215,7 @@ class Pipeline:
             status = tx.current.status if tx.current else state.status
         if outcome == "event":
             self.on_new_work()
-        return Handled(http_status, outcome, provider.name, status=status, event=event, reply=reply)
+        return Handled(http_status, outcome, provider.name, status=status, event=event)
 
     # -- background re-checks ----------------------------------------------------------------------
 
@@ -195,20 +225,28 @@ class Pipeline:
         if provider is None:
             self._retry_verification(job, "provider is not configured in this process")
             return
-        fetched = self._fetch(provider, job.trigger)
-        if fetched.state is None:
-            self._retry_verification(job, fetched.detail or fetched.problem or "")
+        try:
+            fetched = self._fetch(provider, job.trigger)
+            if fetched.state is None:
+                assert fetched.problem is not None
+                limit = UNCONFIRMED_RECHECKS if fetched.problem is not Problem.UNAVAILABLE else None
+                self._retry_verification(job, fetched.detail, limit=limit)
+                return
+            handled = self._reconcile(provider, fetched, source="poll", call=None, http_status=0,
+                                      reference=job.trigger.reference, inbound_call_id=job.inbound_call_id)
+        except InvalidRequest as exc:
+            self._retry_verification(job, exc.message, limit=0)
             return
-        handled = self._reconcile(provider, fetched, source="poll", call=None, http_status=0,
-                                  reference=job.trigger.reference, inbound_call_id=job.inbound_call_id)
         if handled.status == "pending":
             self._retry_verification(job, "the provider still reports the payment as pending")
         else:
-            self.store.verification_done(job.id)
+            self.store.verification_done(job)
 
-    def _retry_verification(self, job: VerificationJob, error: str) -> None:
-        retry_at = self.verify_policy.next_at(job.attempts + 1)
+    def _retry_verification(self, job: VerificationJob, error: str, *, limit: int | None = None) -> None:
+        # The call that deferred the job was the first attempt.
+        attempts = job.attempts + 1
+        retry_at = None if limit is not None and job.attempts >= limit else self.verify_policy.next_at(attempts)
         if retry_at is None:
             log.error("%s: gave up verifying %s after %d attempts: %s", job.provider, job.trigger.reference,
-                      job.attempts, error)
-        self.store.verification_failed(job.id, error, retry_at)
+                      attempts, error)
+        self.store.verification_failed(job, error, retry_at)

@@ -2,6 +2,10 @@
 
 It runs as a daemon thread in each web worker, so ``gunicorn wsgi:app`` alone is a complete
 deployment. Work is claimed through the store's leases, so any number of processes can run one.
+
+Forking (``gunicorn --preload``) is handled: a fork waits for the current round of work to end, so
+the child never inherits a lock held mid-round, and the child starts its own thread on its first
+request.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from collections.abc import Callable
 
 log = logging.getLogger("hookhub")
 
+FORK_WAIT = 10.0  # seconds a fork waits for a round of background work to finish
+
 
 class Scheduler:
     def __init__(self, work: Callable[[], int], interval: float):
@@ -21,21 +27,25 @@ class Scheduler:
         self.interval = interval
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._round = threading.Lock()  # held while a round runs, and across a fork
+        self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
-        self._lock = threading.Lock()
+        self._held_for_fork = False
 
     def ensure_started(self) -> None:
-        """Start the thread in this process if it is not running (after a fork it never is)."""
-        if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
+        """Start the thread in this process unless it is running (after a fork it never is)."""
+        if self._running():
             return
-        with self._lock:
-            if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
+        with self._start_lock:
+            if self._running() or self._stop.is_set():
                 return
-            self._stop.clear()
             self._pid = os.getpid()
             self._thread = threading.Thread(target=self._run, name="hookhub-scheduler", daemon=True)
             self._thread.start()
+
+    def _running(self) -> bool:
+        return self._pid == os.getpid() and self._thread is not None and self._thread.is_alive()
 
     def wake(self) -> None:
         """Look for work now instead of at the next interval."""
@@ -44,16 +54,33 @@ class Scheduler:
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         self._wake.set()
-        if self._thread is not None and self._pid == os.getpid():
+        if self._running():
+            assert self._thread is not None
             self._thread.join(timeout)
-        self._thread = None
+
+    # -- fork hooks (see hookhub.hub) --------------------------------------------------------------
+
+    def before_fork(self) -> None:
+        self._held_for_fork = self._round.acquire(timeout=FORK_WAIT)
+        if not self._held_for_fork:
+            log.warning("forking while background work is still running")
+
+    def after_fork_in_parent(self) -> None:
+        if self._held_for_fork:
+            self._round.release()
+
+    def after_fork_in_child(self) -> None:
+        if self._held_for_fork:
+            self._round.release()
+        self._thread = None  # the parent's thread does not exist here
 
     def _run(self) -> None:
         idle_for = self.interval
         while not self._stop.is_set():
             self._wake.clear()
             try:
-                done = self.work()
+                with self._round:
+                    done = self.work()
                 idle_for = self.interval
             except Exception:
                 # The store may be down; keep the thread alive and back off a little.

@@ -293,3 +293,56 @@ def test_secrets_are_not_stored_with_the_call(app, client, moncash):
     [call] = hub_of(app).store.list_calls()
     assert call["headers"]["Authorization"] == "Bearer [redacted]"
     assert call["headers"]["X-Api-Key"] == "[redacted]"
+
+
+def test_callback_that_sees_pending_is_rechecked_until_final(app, client, moncash, recorder):
+    moncash.add_payment("c31", "order-c31", 100, message="processing")
+    assert client.post("/hooks/moncash", json={"transactionId": "c31"}).status_code == 200
+    drain(app, rounds=1)
+    moncash.add_payment("c31", "order-c31", 100, message="successful")
+    drain(app)
+    assert [(e.type, e.source) for e in recorder.events] == [("payment.pending", "callback"),
+                                                             ("payment.approved", "poll")]
+
+
+@pytest.mark.parametrize("route", ["/hooks/moncash", "/return/moncash"])
+def test_long_reference_is_400_not_500(app, client, route):
+    response = client.get(f"{route}?transactionId={'A' * 101}")
+    assert response.status_code == 400 and response.get_json()["error"] == "reference_too_long"
+
+
+def test_made_up_return_reference_is_rechecked_only_a_few_times(app, client, moncash):
+    from hookhub.pipeline import UNCONFIRMED_RECHECKS
+
+    client.get("/return/moncash?transactionId=junk1")
+    drain(app)
+    [job] = hub_of(app).store.list_verifications()
+    assert job["status"] == "gave_up" and job["attempts"] == UNCONFIRMED_RECHECKS
+    assert moncash.count("/Api/v1/RetrieveTransactionPayment") == 1 + UNCONFIRMED_RECHECKS
+
+
+def test_failing_merchant_hook_costs_a_retry_and_leaks_nothing(make_app, moncash, recorder):
+    class Orders:
+        @hookimpl
+        def hookhub_expected_payment(self, provider, order_id):
+            raise RuntimeError("db at postgresql://merchant:hunter2@10.0.0.5/shop unreachable")
+
+    app = make_app(plugins=[recorder, Orders()])
+    moncash.add_payment("e1", "order-e", 10)
+    response = app.test_client().post("/hooks/moncash", json={"transactionId": "e1"})
+    assert response.status_code == 503
+    assert "hunter2" not in response.get_data(as_text=True)
+    [call] = hub_of(app).store.list_calls()
+    assert "hunter2" not in call["error"] and "RuntimeError" in call["error"]
+    drain(app)
+    assert recorder.events == []
+
+
+def test_token_revoked_mid_flow_is_renewed_transparently(app, client, moncash, recorder):
+    moncash.add_payment("r1", "order-r", 10)
+    client.get("/return/moncash?transactionId=r1")
+    moncash.revoke_tokens()
+    moncash.add_payment("r2", "order-r2", 10)
+    client.get("/return/moncash?transactionId=r2")
+    drain(app)
+    assert len(recorder.events) == 2 and moncash.token_requests == 2

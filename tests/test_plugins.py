@@ -6,6 +6,7 @@ import inspect
 import os
 import shutil
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -168,7 +169,46 @@ def test_every_hook_is_specified_typed_and_documented():
         assert "return" in spec.__annotations__
 
 
+def test_every_hook_has_a_section_in_the_plugin_docs():
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "plugin_hooks.md").read_text()
+    headings = {line[3:].split("(")[0] for line in docs.splitlines() if line.startswith("## ")}
+    specs = {name for name, _ in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("hookhub_")}
+    assert headings == specs
+
+
 def test_provider_contract_is_documented_for_implementers():
     for name in ("create_client", "read_callback", "read_return", "fetch", "acknowledge"):
         assert getattr(Provider, name).__doc__, name
     assert {"create_client", "read_callback", "read_return", "fetch"} == Provider.__abstractmethods__
+
+
+class Broken(Toy):
+    """A provider whose fetch fails in the ways plugins do fail."""
+
+    name = "broken"
+    settings = ()
+    failure: Exception = KeyError("no such thing")
+
+    def fetch(self, trigger: Trigger) -> TransactionState:
+        raise self.failure
+
+
+class BrokenPlugin:
+    @hookimpl
+    def hookhub_register_providers(self, register):
+        register(Broken)
+
+
+@pytest.mark.parametrize("failure,status,code", [
+    (KeyError("bug"), 503, "provider_unavailable"),
+    (__import__("hookhub").ProviderAPIError("broken", "bad request", status=400), 422, "provider_refused"),
+    (__import__("hookhub").ProviderAuthError("broken", "bad credentials", status=401), 503, "provider_unavailable"),
+    (__import__("hookhub").ValidationError("id", "too long"), 400, "invalid_reference"),
+])
+def test_fetch_failures_map_to_clear_answers_never_500(make_app, recorder, failure, status, code):
+    Broken.failure = failure
+    app = make_app(plugins=[BrokenPlugin(), recorder])
+    response = app.test_client().post("/hooks/broken", json={"id": "b1"})
+    assert (response.status_code, response.get_json()["error"]) == (status, code)
+    drain(app)
+    assert recorder.events == []

@@ -29,7 +29,7 @@ def free_port() -> int:
 
 
 class Gunicorn:
-    def __init__(self, tmp_path: Path, moncash, workers: int = 2):
+    def __init__(self, tmp_path: Path, moncash, workers: int = 2, options: tuple[str, ...] = ()):
         self.events_file = tmp_path / "events.jsonl"
         self.instance = tmp_path / "instance"
         self.url = f"http://127.0.0.1:{free_port()}"
@@ -46,7 +46,8 @@ class Gunicorn:
         }
         self.log = open(tmp_path / "gunicorn.log", "wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", self.url[len("http://"):], "wsgi:app"],
+            [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", self.url[len("http://"):], *options,
+             "wsgi:app"],
             cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -84,9 +85,9 @@ class Gunicorn:
         self.log.close()
 
 
-@pytest.fixture
-def server(tmp_path, moncash):
-    gunicorn = Gunicorn(tmp_path, moncash)
+@pytest.fixture(params=[(), ("--preload",)], ids=["plain", "preload"])
+def server(request, tmp_path, moncash):
+    gunicorn = Gunicorn(tmp_path, moncash, options=request.param)
     yield gunicorn
     gunicorn.close()
 
@@ -143,3 +144,20 @@ def test_outage_during_return_is_confirmed_in_the_background(server, moncash):
     moncash.outage = False
     [event] = server.wait_for_deliveries(1)
     assert (event["type"], event["source"]) == ("payment.approved", "poll")
+
+
+def test_chunked_body_over_the_limit_is_413_not_truncated(server, moncash):
+    moncash.add_payment("c1", "order-c1", 10)
+
+    def chunks(total):
+        body = b"transactionId=c1&pad=" + b"x" * total
+        for i in range(0, len(body), 4096):
+            yield body[i:i + 4096]
+
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    too_big = requests.post(f"{server.url}/hooks/moncash", data=chunks(100_000), headers=headers)
+    assert too_big.status_code == 413 and too_big.json()["error"] == "body_too_large"
+    fits = requests.post(f"{server.url}/hooks/moncash", data=chunks(1000), headers=headers)
+    assert fits.status_code == 200
+    [event] = server.wait_for_deliveries(1)
+    assert event["transaction_id"] == "c1"

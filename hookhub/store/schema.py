@@ -114,6 +114,7 @@ deliveries = Table(
     Column("attempts", Integer, nullable=False),
     Column("next_attempt_at", UTCDateTime, nullable=False),
     Column("lease_until", UTCDateTime),
+    Column("lease_owner", String(32)),  # who holds the lease: only they may record the result
     Column("last_error", Text),
     Column("updated_at", UTCDateTime, nullable=False),
     UniqueConstraint("event_id", "handler", name="uq_deliveries_event_handler"),
@@ -132,6 +133,7 @@ verifications = Table(
     Column("attempts", Integer, nullable=False),
     Column("next_attempt_at", UTCDateTime, nullable=False),
     Column("lease_until", UTCDateTime),
+    Column("lease_owner", String(32)),
     Column("last_error", Text),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),

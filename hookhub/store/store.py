@@ -10,12 +10,14 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, or_, select, text, update
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .. import redact
 from ..calls import InboundCall, Trigger
@@ -46,6 +48,7 @@ class TransactionRecord:
 @dataclasses.dataclass(frozen=True)
 class DeliveryJob:
     id: int
+    lease: str  # proof of the claim; results are recorded only while it still holds
     handler: str
     attempts: int  # including the one just claimed
     event: Event
@@ -54,6 +57,7 @@ class DeliveryJob:
 @dataclasses.dataclass(frozen=True)
 class VerificationJob:
     id: int
+    lease: str
     provider: str
     trigger: Trigger
     attempts: int  # including the one just claimed
@@ -150,6 +154,8 @@ class Store:
     def create_schema(self) -> None:
         """Create missing tables; safe when several processes start at once."""
         with self._write() as conn:
+            if self.dialect == "postgresql":  # SQLite's write lock already serializes this
+                conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended('hookhub schema', 0))"))
             schema.metadata.create_all(conn)
 
     def close(self) -> None:
@@ -169,10 +175,11 @@ class Store:
             # Unreachable, locked past the timeout, out of disk, corrupt: the caller answers 503.
             raise StoreUnavailable(f"store unavailable: {getattr(exc, 'orig', None) or exc}") from exc
 
-    def _write(self) -> Any:
+    def _write(self) -> AbstractContextManager[Connection]:
+        """A transaction that will write: on SQLite it takes the write lock up front."""
         return self._connection(write=True)
 
-    def _read(self) -> Any:
+    def _read(self) -> AbstractContextManager[Connection]:
         return self._connection(write=False)
 
     def ping(self) -> None:
@@ -252,48 +259,46 @@ class Store:
 
     # -- deliveries ------------------------------------------------------------------------------
 
-    def claim_deliveries(self, handlers: Sequence[str], *, lease: float, limit: int = 20) -> list[DeliveryJob]:
-        """Lease up to ``limit`` due deliveries for ``handlers``; an attempt counts from here.
+    def claim_delivery(self, handlers: Sequence[str], *, lease: float) -> DeliveryJob | None:
+        """Lease the most overdue delivery for one of ``handlers``; an attempt counts from here.
 
-        A delivery whose lease ran out (its worker died mid-call) is due again.
+        One job per claim, so a lease never runs out while its job waits behind others. A delivery
+        whose lease ran out (its process died mid-call) is due again.
         """
         if not handlers:
-            return []
-        d, now = schema.deliveries, utcnow()
+            return None
+        d, now, owner = schema.deliveries, utcnow(), uuid.uuid4().hex
         with self._write() as conn:
-            rows = conn.execute(
+            row = conn.execute(
                 select(d.c.id, d.c.handler, d.c.attempts, d.c.event_id)
                 .where(d.c.status == "pending", d.c.handler.in_(handlers), d.c.next_attempt_at <= now,
                        or_(d.c.lease_until.is_(None), d.c.lease_until < now))
-                .order_by(d.c.next_attempt_at, d.c.id).limit(limit)
+                .order_by(d.c.next_attempt_at, d.c.id).limit(1)
                 .with_for_update(skip_locked=True)
-            ).all()
-            if not rows:
-                return []
-            conn.execute(
-                update(d).where(d.c.id.in_([r.id for r in rows]))
-                .values(attempts=d.c.attempts + 1, lease_until=now + timedelta(seconds=lease), updated_at=now)
-            )
-            events = {row.id: _event_from_row(row) for row in conn.execute(
-                select(schema.events).where(schema.events.c.id.in_({r.event_id for r in rows})))}
-        return [DeliveryJob(r.id, r.handler, r.attempts + 1, events[r.event_id]) for r in rows]
+            ).first()
+            if row is None:
+                return None
+            conn.execute(update(d).where(d.c.id == row.id).values(
+                attempts=d.c.attempts + 1, lease_until=now + timedelta(seconds=lease), lease_owner=owner,
+                updated_at=now))
+            event = conn.execute(select(schema.events).where(schema.events.c.id == row.event_id)).one()
+        return DeliveryJob(row.id, owner, row.handler, row.attempts + 1, _event_from_row(event))
 
-    def delivery_succeeded(self, delivery_id: int) -> None:
-        d = schema.deliveries
-        with self._write() as conn:
-            conn.execute(update(d).where(d.c.id == delivery_id).values(
-                status="done", lease_until=None, updated_at=utcnow()))
+    def delivery_succeeded(self, job: DeliveryJob) -> bool:
+        """Mark ``job`` done; False if its lease was lost to another process meanwhile."""
+        return self._settle(schema.deliveries, job.id, job.lease, status="done")
 
-    def delivery_failed(self, delivery_id: int, error: str, retry_at: datetime | None) -> None:
+    def delivery_failed(self, job: DeliveryJob, error: str, retry_at: datetime | None) -> bool:
         """Record a failed attempt; ``retry_at`` None means no attempts are left (dead letter)."""
-        d = schema.deliveries
-        values: dict[str, Any] = dict(last_error=error, lease_until=None, updated_at=utcnow())
         if retry_at is None:
-            values["status"] = "dead"
-        else:
-            values["next_attempt_at"] = retry_at
+            return self._settle(schema.deliveries, job.id, job.lease, status="dead", last_error=error)
+        return self._settle(schema.deliveries, job.id, job.lease, next_attempt_at=retry_at, last_error=error)
+
+    def _settle(self, table: Any, job_id: int, lease: str, **values: Any) -> bool:
         with self._write() as conn:
-            conn.execute(update(d).where(d.c.id == delivery_id).values(**values))
+            result = conn.execute(update(table).where(table.c.id == job_id, table.c.lease_owner == lease).values(
+                lease_until=None, lease_owner=None, updated_at=utcnow(), **values))
+        return result.rowcount == 1
 
     def list_deliveries(self, *, event_id: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
         d = schema.deliveries
@@ -312,49 +317,56 @@ class Store:
         """Ask for ``trigger`` to be verified again at ``due``; one job per reference at a time."""
         v, now = schema.verifications, utcnow()
         with self._write() as conn:
-            existing = conn.execute(select(v.c.id, v.c.status).where(
-                v.c.provider == provider, v.c.reference == trigger.reference)).first()
-            if existing is None:
-                conn.execute(insert(v).values(
-                    provider=provider, reference=trigger.reference, context=trigger.context,
-                    inbound_call_id=inbound_call_id, status="pending", attempts=0, next_attempt_at=due,
-                    created_at=now, updated_at=now))
-            elif existing.status != "pending":  # a new call revives a job that had given up
-                conn.execute(update(v).where(v.c.id == existing.id).values(
-                    status="pending", attempts=0, next_attempt_at=due, context=trigger.context,
-                    updated_at=now))
+            self._insert_if_absent(conn, v, dict(
+                provider=provider, reference=trigger.reference, context=trigger.context,
+                inbound_call_id=inbound_call_id, status="pending", attempts=0, next_attempt_at=due,
+                created_at=now, updated_at=now))
+            # A new call revives a job that had given up; a pending one keeps its schedule.
+            conn.execute(update(v).where(
+                v.c.provider == provider, v.c.reference == trigger.reference, v.c.status != "pending",
+            ).values(status="pending", attempts=0, next_attempt_at=due, context=trigger.context, updated_at=now))
 
-    def claim_verifications(self, providers: Sequence[str], *, lease: float,
-                            limit: int = 20) -> list[VerificationJob]:
+    def _insert_if_absent(self, conn: Connection, table: Any, values: dict[str, Any]) -> None:
+        if self.dialect in ("sqlite", "postgresql"):
+            dialect_insert = sqlite_insert if self.dialect == "sqlite" else postgresql_insert
+            conn.execute(dialect_insert(table).values(**values).on_conflict_do_nothing())
+            return
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(table).values(**values))
+        except sa_exc.IntegrityError:
+            pass
+
+    def claim_verification(self, providers: Sequence[str], *, lease: float) -> VerificationJob | None:
+        """Lease the most overdue re-verification for one of ``providers``."""
         if not providers:
-            return []
-        v, now = schema.verifications, utcnow()
+            return None
+        v, now, owner = schema.verifications, utcnow(), uuid.uuid4().hex
         with self._write() as conn:
-            rows = conn.execute(
+            row = conn.execute(
                 select(v).where(v.c.status == "pending", v.c.provider.in_(providers),
                                 v.c.next_attempt_at <= now,
                                 or_(v.c.lease_until.is_(None), v.c.lease_until < now))
-                .order_by(v.c.next_attempt_at, v.c.id).limit(limit).with_for_update(skip_locked=True)
-            ).all()
-            if rows:
-                conn.execute(update(v).where(v.c.id.in_([r.id for r in rows])).values(
-                    attempts=v.c.attempts + 1, lease_until=now + timedelta(seconds=lease), updated_at=now))
-        return [VerificationJob(r.id, r.provider, Trigger(r.reference, r.context), r.attempts + 1,
-                                r.inbound_call_id) for r in rows]
+                .order_by(v.c.next_attempt_at, v.c.id).limit(1).with_for_update(skip_locked=True)
+            ).first()
+            if row is None:
+                return None
+            conn.execute(update(v).where(v.c.id == row.id).values(
+                attempts=v.c.attempts + 1, lease_until=now + timedelta(seconds=lease), lease_owner=owner,
+                updated_at=now))
+        return VerificationJob(row.id, owner, row.provider, Trigger(row.reference, row.context),
+                               row.attempts + 1, row.inbound_call_id)
 
-    def verification_done(self, job_id: int) -> None:
-        with self._write() as conn:
-            conn.execute(delete(schema.verifications).where(schema.verifications.c.id == job_id))
-
-    def verification_failed(self, job_id: int, error: str, retry_at: datetime | None) -> None:
+    def verification_done(self, job: VerificationJob) -> None:
         v = schema.verifications
-        values: dict[str, Any] = dict(last_error=error, lease_until=None, updated_at=utcnow())
-        if retry_at is None:
-            values["status"] = "gave_up"
-        else:
-            values["next_attempt_at"] = retry_at
         with self._write() as conn:
-            conn.execute(update(v).where(v.c.id == job_id).values(**values))
+            conn.execute(delete(v).where(v.c.id == job.id, v.c.lease_owner == job.lease))
+
+    def verification_failed(self, job: VerificationJob, error: str, retry_at: datetime | None) -> bool:
+        """Record a failed re-check; ``retry_at`` None means give up."""
+        if retry_at is None:
+            return self._settle(schema.verifications, job.id, job.lease, status="gave_up", last_error=error)
+        return self._settle(schema.verifications, job.id, job.lease, next_attempt_at=retry_at, last_error=error)
 
     def list_verifications(self) -> list[dict[str, Any]]:
         with self._read() as conn:

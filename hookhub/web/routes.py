@@ -46,28 +46,40 @@ def healthz() -> Response:
     return jsonify(status="ok")
 
 
-def _receive(route: str, provider: str) -> Response:
-    hub = Hub.of(current_app)
-    oversized = None
+def _read_body(limit: int) -> bytes | None:
+    """The raw body, or None when it is larger than ``limit`` bytes."""
     try:
         body = request.get_data(cache=False)
+        if request.content_length is None and len(body) >= limit:
+            # A body without Content-Length (chunked) is cut at the limit, silently: asking for
+            # one byte more raises if anything is left.
+            request.stream.read(1)
     except RequestEntityTooLarge:
-        body, oversized = b"", InvalidRequest(
-            f"the body is larger than {current_app.config['MAX_CONTENT_LENGTH']} bytes",
-            code="body_too_large", status=413)
+        return None
+    return body
+
+
+def _receive(route: str, provider: str) -> Response:
+    hub = Hub.of(current_app)
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    body = _read_body(limit)
     call = InboundCall(
         provider=provider, route=route, method=request.method, path=request.path,
-        query_string=request.query_string.decode("latin-1"), headers=request.headers, body=body,
+        query_string=request.query_string.decode("latin-1"), headers=request.headers, body=body or b"",
         peer=request.remote_addr or "", received_at=utcnow(),
         public_url=current_app.config["HOOKHUB_PUBLIC_URL"],
     )
     try:
-        handled = hub.pipeline.refuse(call, oversized) if oversized else hub.pipeline.handle(call)
+        if body is None:
+            handled = hub.pipeline.refuse(call, InvalidRequest(
+                f"the body is larger than {limit} bytes", code="body_too_large", status=413))
+        else:
+            handled = hub.pipeline.handle(call)
     except StoreUnavailable as exc:
         log.error("store unavailable, answering 503: %s", exc)
         return store_unavailable()
-    if handled.error_code:
-        response = json_error(handled.http_status, handled.error_code, handled.message or "")
+    if handled.refused:
+        response = json_error(handled.http_status, handled.outcome, handled.message or "")
         if handled.http_status == 503:
             response.headers["Retry-After"] = "30"
         return response

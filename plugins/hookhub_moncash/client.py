@@ -88,7 +88,8 @@ class MonCashClient(ApiClient):
             token = self.access_token()
             response = self.send(method, path, json=payload, authenticate=False,
                                  headers={"Authorization": f"Bearer {token}"})
-            if response.status == 401 and attempt == 1:
+            body_status = response.data.get("status") if isinstance(response.data, dict) else None
+            if attempt == 1 and 401 in (response.status, body_status):
                 self._forget_token(token)  # revoked or expired early: one fresh token, one retry
                 continue
             self.check(response)

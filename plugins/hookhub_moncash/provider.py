@@ -21,12 +21,17 @@ DECLINED_MESSAGES = {"failed", "failure", "declined", "rejected", "refused", "ca
                      "expired"}
 
 
+MAX_ID_LENGTH = 64  # MonCash transaction ids are short digit strings
+
+
 def _transaction_id(value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, str) and value.strip():
-        return value.strip()
-    raise InvalidRequest("transactionId is required", code="missing_transaction_id")
+        value = str(value)
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidRequest("transactionId is required", code="missing_transaction_id")
+    if len(value.strip()) > MAX_ID_LENGTH:
+        raise InvalidRequest(f"transactionId is longer than {MAX_ID_LENGTH} characters", code="reference_too_long")
+    return value.strip()
 
 
 class MonCash(Provider):
