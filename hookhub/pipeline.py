@@ -111,7 +111,7 @@ class Pipeline:
         call = dataclasses.replace(call, id=self.store.record_call(call))
         provider = self.registry.get(call.provider)
         if provider is None:
-            return self._refuse(call, 404, "unknown_provider", f"no configured provider named {call.provider!r}")
+            return self._refuse(call, 404, "unknown_provider", "no provider by that name is configured here")
         allowed = provider.callback_methods if call.route == "callback" else provider.return_methods
         if call.method not in allowed:
             return self._refuse(call, 405, "method_not_allowed",
@@ -183,6 +183,9 @@ class Pipeline:
         state = dataclasses.replace(state, raw=redact.scrub_mapping(state.raw, self.secrets))
         if state.kind != "payment" or state.status != "approved":
             return _Fetched(state)
+        current = self.store.get_transaction(provider.name, state.lock_key)
+        if current is not None and not is_transition(current.status, "approved"):
+            return _Fetched(state)  # already settled: a duplicate needs no second opinion
         try:
             expected = self.hooks.expected_payment(provider.name, state.order_id)
         except Exception as exc:  # the merchant's hook failed: decide later rather than guess now

@@ -346,3 +346,20 @@ def test_token_revoked_mid_flow_is_renewed_transparently(app, client, moncash, r
     client.get("/return/moncash?transactionId=r2")
     drain(app)
     assert len(recorder.events) == 2 and moncash.token_requests == 2
+
+
+def test_duplicate_of_a_settled_payment_does_not_ask_the_merchant_again(make_app, moncash, recorder):
+    asked = []
+
+    class Orders:
+        @hookimpl
+        def hookhub_expected_payment(self, provider, order_id):
+            asked.append(order_id)
+            return (1000, "HTG")
+
+    app = make_app(plugins=[recorder, Orders()])
+    moncash.add_payment("q1", "order-q", 10)
+    client = app.test_client()
+    for _ in range(3):
+        assert client.post("/hooks/moncash", json={"transactionId": "q1"}).status_code == 200
+    assert asked == ["order-q"]

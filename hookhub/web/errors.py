@@ -26,6 +26,12 @@ def store_unavailable() -> Response:
 
 
 def init_app(app: Flask) -> None:
+    @app.after_request
+    def _no_sniffing(response: Response) -> Response:
+        # Error bodies may quote what the caller sent; never let a browser run them as HTML.
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
         code = (exc.name or "error").lower().replace(" ", "_")
