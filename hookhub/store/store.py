@@ -267,22 +267,32 @@ class Store:
         """
         if not handlers:
             return None
-        d, now, owner = schema.deliveries, utcnow(), uuid.uuid4().hex
+        d = schema.deliveries
         with self._write() as conn:
-            row = conn.execute(
-                select(d.c.id, d.c.handler, d.c.attempts, d.c.event_id)
-                .where(d.c.status == "pending", d.c.handler.in_(handlers), d.c.next_attempt_at <= now,
-                       or_(d.c.lease_until.is_(None), d.c.lease_until < now))
-                .order_by(d.c.next_attempt_at, d.c.id).limit(1)
-                .with_for_update(skip_locked=True)
-            ).first()
-            if row is None:
+            claimed = self._claim_one(conn, d, d.c.handler.in_(handlers), lease=lease)
+            if claimed is None:
                 return None
-            conn.execute(update(d).where(d.c.id == row.id).values(
-                attempts=d.c.attempts + 1, lease_until=now + timedelta(seconds=lease), lease_owner=owner,
-                updated_at=now))
+            row, owner = claimed
             event = conn.execute(select(schema.events).where(schema.events.c.id == row.event_id)).one()
         return DeliveryJob(row.id, owner, row.handler, row.attempts + 1, _event_from_row(event))
+
+    def _claim_one(self, conn: Connection, table: Any, condition: Any, *, lease: float) -> tuple[Any, str] | None:
+        """Lease the most overdue pending row of ``table`` matching ``condition``: (row, lease owner)."""
+        now, owner = utcnow(), uuid.uuid4().hex
+        c = table.c
+        row = conn.execute(
+            select(table)
+            .where(c.status == "pending", condition, c.next_attempt_at <= now,
+                   or_(c.lease_until.is_(None), c.lease_until < now))
+            .order_by(c.next_attempt_at, c.id).limit(1)
+            .with_for_update(skip_locked=True)  # other hosts skip a row being claimed (PostgreSQL)
+        ).first()
+        if row is None:
+            return None
+        conn.execute(update(table).where(c.id == row.id).values(
+            attempts=c.attempts + 1, lease_until=now + timedelta(seconds=lease), lease_owner=owner,
+            updated_at=now))
+        return row, owner
 
     def delivery_succeeded(self, job: DeliveryJob) -> bool:
         """Mark ``job`` done; False if its lease was lost to another process meanwhile."""
@@ -341,19 +351,12 @@ class Store:
         """Lease the most overdue re-verification for one of ``providers``."""
         if not providers:
             return None
-        v, now, owner = schema.verifications, utcnow(), uuid.uuid4().hex
+        v = schema.verifications
         with self._write() as conn:
-            row = conn.execute(
-                select(v).where(v.c.status == "pending", v.c.provider.in_(providers),
-                                v.c.next_attempt_at <= now,
-                                or_(v.c.lease_until.is_(None), v.c.lease_until < now))
-                .order_by(v.c.next_attempt_at, v.c.id).limit(1).with_for_update(skip_locked=True)
-            ).first()
-            if row is None:
-                return None
-            conn.execute(update(v).where(v.c.id == row.id).values(
-                attempts=v.c.attempts + 1, lease_until=now + timedelta(seconds=lease), lease_owner=owner,
-                updated_at=now))
+            claimed = self._claim_one(conn, v, v.c.provider.in_(providers), lease=lease)
+        if claimed is None:
+            return None
+        row, owner = claimed
         return VerificationJob(row.id, owner, row.provider, Trigger(row.reference, row.context),
                                row.attempts + 1, row.inbound_call_id)
 
