@@ -99,7 +99,7 @@ def test_param_refuses_conflicting_places():
 
 def test_too_many_query_fields_is_invalid():
     with pytest.raises(InvalidRequest):
-        call("&".join(f"f{n}=1" for n in range(500))).query
+        _ = call("&".join(f"f{n}=1" for n in range(500))).query
 
 
 def test_retry_policy_backs_off_with_jitter_then_stops():
