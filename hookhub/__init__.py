@@ -23,13 +23,13 @@ from .hub import Hub
 from .jsonutil import dumps as json_dumps
 from .jsonutil import loads as json_loads
 from .money import to_major_units, to_minor_units
-from .providers import Provider, Setting
+from .providers import Memo, Provider, Setting
 from .states import TransactionState
 from .tokens import read as _read_token
 
 __all__ = [
     "ApiClient", "ApiResponse", "ConfigError", "EVENT_TYPES", "Event", "HookhubError", "InboundCall",
-    "InvalidRequest", "InvalidResultToken", "InvalidSignature", "Provider", "ProviderAPIError",
+    "InvalidRequest", "InvalidResultToken", "InvalidSignature", "Memo", "Provider", "ProviderAPIError",
     "ProviderAuthError", "ProviderError", "ProviderNotFound", "ProviderUnavailable", "Reply", "Setting",
     "StoreUnavailable", "TransactionState", "Trigger", "ValidationError", "basic_auth", "client",
     "create_app", "errors", "hookimpl", "hookspec", "json_dumps", "json_loads", "read_result",

@@ -52,14 +52,17 @@ class Hub:
     def __init__(self, config: dict[str, Any], extra_plugins: Iterable[Any] = ()):
         self.pm = plugins.load(config, extra_plugins)
         self.hooks = plugins.Hooks(self.pm)
-        self.registry = Registry(self.hooks.register_providers(), config)
+        self.store = Store(config["HOOKHUB_DATABASE_URL"], timeout=config["HOOKHUB_STORE_TIMEOUT"])
+        self.store.create_schema()
+        try:
+            self.registry = Registry(self.hooks.register_providers(), config, memo_for=self.store.memo)
+        except BaseException:
+            self.store.close()
+            raise
         self.handlers = self.hooks.handlers()
         self.secrets = self.registry.secrets() + [config["HOOKHUB_SECRET_KEY"]]
         self.secret_filter = redact.SecretFilter(self.secrets)
         log.addFilter(self.secret_filter)
-
-        self.store = Store(config["HOOKHUB_DATABASE_URL"], timeout=config["HOOKHUB_STORE_TIMEOUT"])
-        self.store.create_schema()
 
         def policy(attempts_key: str) -> RetryPolicy:
             return RetryPolicy(config["HOOKHUB_RETRY_BASE_SECONDS"], config["HOOKHUB_RETRY_MAX_SECONDS"],

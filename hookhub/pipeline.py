@@ -118,6 +118,10 @@ class Pipeline:
                                 f"{call.method} is not accepted here; use {', '.join(sorted(allowed))}")
         try:
             trigger = provider.read_callback(call) if call.route == "callback" else provider.read_return(call)
+            if trigger is None and call.route == "callback":
+                return self._ignore(provider, call)
+            if trigger is None:
+                raise InvalidRequest("this return names no payment", code="missing_reference")
             check_reference(trigger.reference)
             fetched = self._fetch(provider, trigger)
         except InvalidRequest as exc:
@@ -155,6 +159,13 @@ class Pipeline:
                                reference=reference)
         log.info("%s %s %s: %s %s", call.provider, call.route, call.method, status, code)
         return Handled(status, code, call.provider, message=message)
+
+    def _ignore(self, provider: Provider, call: InboundCall) -> Handled:
+        """A verified callback about no payment's state: acknowledged and recorded, nothing more."""
+        assert call.id is not None
+        reply = provider.acknowledge(call)
+        self.store.finish_call(call.id, outcome="ignored", status_code=reply.status)
+        return Handled(reply.status, "ignored", provider.name, reply=reply)
 
     def _defer(self, provider: Provider, trigger: Trigger, call: InboundCall) -> None:
         self.store.defer_verification(provider.name, trigger, inbound_call_id=call.id,

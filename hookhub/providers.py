@@ -19,7 +19,7 @@ import abc
 import dataclasses
 import functools
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from .calls import InboundCall, Reply, Trigger
 from .states import TransactionState
@@ -46,6 +46,31 @@ class Setting:
         return f"HOOKHUB_{provider.upper()}_{self.name.upper()}"
 
 
+class Memo(Protocol):
+    """A small durable key-value memory of one provider, shared by every hookhub process.
+
+    Use it for facts a later call needs, such as the payment id your client got when it created a
+    payment, so that the buyer's return can be confirmed against it. Values must be plain JSON.
+    """
+
+    def get(self, key: str) -> Any | None: ...
+
+    def put(self, key: str, value: Any) -> None: ...
+
+
+class LocalMemo:
+    """A memo kept in this process only; what a provider has until hookhub attaches the store's."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, Any] = {}
+
+    def get(self, key: str) -> Any | None:
+        return self._values.get(key)
+
+    def put(self, key: str, value: Any) -> None:
+        self._values[key] = value
+
+
 class Provider(abc.ABC):
     """Base class of every payment provider plugin.
 
@@ -59,20 +84,26 @@ class Provider(abc.ABC):
         with some but not all, hookhub refuses to start and names the missing variable.
     ``callback_methods`` / ``return_methods``
         HTTP methods accepted on the two routes; others get 405.
+    ``needs_public_url``
+        True when verifying a call needs ``HOOKHUB_PUBLIC_URL`` (a signature over the URL the
+        caller used); hookhub then refuses to start without it.
     """
 
     name: ClassVar[str]
     settings: ClassVar[tuple[Setting, ...]] = ()
     callback_methods: ClassVar[frozenset[str]] = frozenset({"POST"})
     return_methods: ClassVar[frozenset[str]] = frozenset({"GET"})
+    needs_public_url: ClassVar[bool] = False
 
-    def __init__(self, config: Mapping[str, str], *, timeout: float = 10.0):
+    def __init__(self, config: Mapping[str, str], *, timeout: float = 10.0, memo: Memo | None = None):
         """``config`` maps each setting's ``name`` to its value (defaults already applied).
 
-        ``timeout`` is the limit in seconds hookhub wants on every outgoing call.
+        ``timeout`` is the limit in seconds hookhub wants on every outgoing call; ``memo`` is this
+        provider's durable memory (see ``Memo``).
         """
         self.config = dict(config)
         self.timeout = timeout
+        self.memo: Memo = memo if memo is not None else LocalMemo()
 
     @functools.cached_property
     def client(self) -> Any:
@@ -88,13 +119,15 @@ class Provider(abc.ABC):
         """Build the API client from ``self.config``; called once, on first use of ``client``."""
 
     @abc.abstractmethod
-    def read_callback(self, call: InboundCall) -> Trigger:
+    def read_callback(self, call: InboundCall) -> Trigger | None:
         """Parse and verify a server-to-server call to ``/hooks/<name>``.
 
         Raise ``InvalidSignature`` for a missing or wrong signature and ``InvalidRequest`` for
         anything malformed (no reference, wrong types, oversized ids). Never trust the call's own
         claims about the payment unless a signature covers them; return a ``Trigger`` naming what
-        to fetch, or carrying a ``state`` only when the call is signed and complete.
+        to fetch, or carrying a ``state`` only when the call is signed and complete. Return None for
+        a genuine call that concerns no payment's state (a card-saved notice, say): it is
+        acknowledged and recorded, and creates nothing.
         """
 
     @abc.abstractmethod

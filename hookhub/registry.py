@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .errors import ConfigError
-from .providers import Provider
+from .providers import Memo, Provider
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
@@ -26,13 +26,14 @@ class ProviderStatus:
 class Registry:
     """Registered provider classes, and instances of the configured ones."""
 
-    def __init__(self, classes: list[type[Provider]], config: Mapping[str, Any]):
+    def __init__(self, classes: list[type[Provider]], config: Mapping[str, Any],
+                 memo_for: Callable[[str], Memo] | None = None):
         self.statuses: dict[str, ProviderStatus] = {}
         self.enabled: dict[str, Provider] = {}
         for cls in classes:
-            self._add(cls, config)
+            self._add(cls, config, memo_for)
 
-    def _add(self, cls: type[Provider], config: Mapping[str, Any]) -> None:
+    def _add(self, cls: type[Provider], config: Mapping[str, Any], memo_for: Callable[[str], Memo] | None) -> None:
         if not (isinstance(cls, type) and issubclass(cls, Provider)):
             raise ConfigError(f"register() takes Provider subclasses, not {cls!r}")
         name = getattr(cls, "name", None)
@@ -49,8 +50,11 @@ class Registry:
         enabled = not missing
         self.statuses[name] = ProviderStatus(name, cls, enabled, missing)
         if enabled:
+            if cls.needs_public_url and not config.get("HOOKHUB_PUBLIC_URL"):
+                raise ConfigError(f"provider {name!r} verifies signed URLs: set HOOKHUB_PUBLIC_URL")
             values = {s.name: given.get(s.name, s.default) for s in cls.settings}
-            self.enabled[name] = cls(values, timeout=float(config.get("HOOKHUB_HTTP_TIMEOUT", 10.0)))
+            self.enabled[name] = cls(values, timeout=float(config.get("HOOKHUB_HTTP_TIMEOUT", 10.0)),
+                                     memo=memo_for(name) if memo_for else None)
 
     def get(self, name: str) -> Provider | None:
         return self.enabled.get(name)

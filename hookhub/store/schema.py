@@ -140,3 +140,13 @@ verifications = Table(
     UniqueConstraint("provider", "reference", name="uq_verifications_provider_reference"),
     Index("ix_verifications_due", "status", "next_attempt_at"),
 )
+
+# What provider plugins remember between calls (see ``hookhub.providers.Memo``).
+provider_memos = Table(
+    "provider_memos", metadata,
+    Column("provider", String(64), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("value", JSONText, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("provider", "key", name="uq_provider_memos_provider_key"),
+)

@@ -146,6 +146,27 @@ def _finish_call(conn: Connection, call_id: int, *, outcome: str, status_code: i
     ))
 
 
+class ProviderMemo:
+    """One provider's durable memo, kept in the store (``hookhub.providers.Memo``)."""
+
+    def __init__(self, store: Store, provider: str):
+        self._store = store
+        self._provider = provider
+
+    def get(self, key: str) -> Any | None:
+        m = schema.provider_memos
+        with self._store._read() as conn:
+            row = conn.execute(select(m.c.value).where(m.c.provider == self._provider, m.c.key == key)).first()
+        return row.value if row else None
+
+    def put(self, key: str, value: Any) -> None:
+        m, now = schema.provider_memos, utcnow()
+        with self._store._write() as conn:
+            self._store._insert_if_absent(conn, m, dict(provider=self._provider, key=key, value=value, updated_at=now))
+            conn.execute(update(m).where(m.c.provider == self._provider, m.c.key == key).values(
+                value=value, updated_at=now))
+
+
 class Store:
     def __init__(self, url: str, *, timeout: float = 5.0):
         self.engine = make_engine(url, timeout=timeout)
@@ -160,6 +181,10 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def memo(self, provider: str) -> ProviderMemo:
+        """The durable memo of ``provider``."""
+        return ProviderMemo(self, provider)
 
     @contextmanager
     def _connection(self, write: bool) -> Iterator[Connection]:

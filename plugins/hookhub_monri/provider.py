@@ -1,0 +1,182 @@
+"""Monri as a hookhub provider.
+
+- Callbacks and webhooks (``POST /hooks/monri``) are signed over the whole raw body with the merchant
+  key, so a verified body is itself the authoritative state: nothing is fetched.
+- Returns (``GET /return/monri``) are signed over the URL the buyer was sent to. When the payment was
+  created through hookhub's client, its id is remembered and the return is confirmed with
+  ``payment_status``; otherwise the signed query is the state.
+
+Callback and return for one order share one lock and one state machine: the key is the merchant's
+``order_number``, the one thing both carry. ``event.transaction_id`` is Monri's transaction ``id``
+from a callback; a return carries none, so there it is Monri's payment id when hookhub created the
+payment, else the order number.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from hookhub import (InboundCall, InvalidRequest, Provider, ProviderNotFound, ProviderUnavailable, Setting,
+                     TransactionState, Trigger)
+
+from . import signing
+from .client import MonriClient
+
+APPROVED_CODE = "0000"
+
+# Webhook events: transaction:<type>:<result>. A declined refund or void leaves the payment as it
+# was (approved), so it maps to approved and makes no event for an approved payment.
+_APPROVED_STATUS_BY_TYPE = {
+    "purchase": "approved", "authorize": "approved", "capture": "approved",
+    "refund": "refunded", "void": "canceled",
+}
+IGNORED_EVENTS = frozenset({"payment-method:tokenized"})
+
+
+def _memo_key(order_number: str) -> str:
+    return f"payment:{order_number}"
+
+
+def _status(transaction_type: str, approved: bool) -> str:
+    if approved:
+        return _APPROVED_STATUS_BY_TYPE.get(transaction_type, "approved")
+    return "approved" if transaction_type in ("refund", "void") else "declined"
+
+
+def _amount(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        amount = value
+    elif isinstance(value, str) and value.isdigit() and len(value) <= 12:
+        amount = int(value)
+    else:
+        raise InvalidRequest("amount must be an integer in minor units", code="invalid_amount")
+    if amount < 0:
+        raise InvalidRequest("amount must not be negative", code="invalid_amount")
+    return amount
+
+
+def _required_text(data: dict[str, Any], field: str, high: int = 128) -> str:
+    value = data.get(field)
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value or len(value) > high:
+        raise InvalidRequest(f"{field} is required (a string of at most {high} characters)",
+                             code=f"missing_{field}")
+    return value
+
+
+def _currency(data: dict[str, Any]) -> str:
+    value = data.get("currency")
+    if not isinstance(value, str) or len(value) != 3 or not value.isalpha() or not value.isascii():
+        raise InvalidRequest("currency is required (ISO 4217)", code="missing_currency")
+    return value.upper()
+
+
+def _occurred_at(value: Any) -> datetime | None:
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else None
+    return None
+
+
+class Monri(Provider):
+    name = "monri"
+    settings = (
+        Setting("merchant_key", secret=True, help="Key from the Monri merchant dashboard"),
+        Setting("authenticity_token", secret=True, help="Authenticity token from the Monri merchant dashboard"),
+        Setting("base_url", default="https://ipgtest.monri.com", help="https://ipg.monri.com in production"),
+    )
+    callback_methods = frozenset({"POST"})
+    return_methods = frozenset({"GET"})
+    needs_public_url = True
+
+    def create_client(self) -> MonriClient:
+        return MonriClient(self.config["merchant_key"], self.config["authenticity_token"], self.config["base_url"],
+                           timeout=self.timeout, on_payment_created=self._remember_payment)
+
+    def _remember_payment(self, order_number: str, payment_id: str) -> None:
+        self.memo.put(_memo_key(order_number), payment_id)
+
+    # -- callbacks and webhooks ----------------------------------------------------------------------
+
+    def read_callback(self, call: InboundCall) -> Trigger | None:
+        signing.verify_callback(self.config["merchant_key"], call.header("Authorization"), call.body)
+        body = call.json_object()
+        event = body.get("event")
+        if event is not None:  # webhook envelope
+            if not isinstance(event, str):
+                raise InvalidRequest("event must be a string", code="invalid_event")
+            if event in IGNORED_EVENTS:
+                return None
+            payload = body.get("payload")
+            if not isinstance(payload, dict):
+                raise InvalidRequest("a webhook's payload must be a JSON object", code="invalid_payload")
+            state = self._state_from_webhook(event, payload)
+        else:
+            state = self._state_from_callback(body)
+        return Trigger(state.lock_key, state=state)
+
+    def _state_from_callback(self, data: dict[str, Any]) -> TransactionState:
+        transaction_type = str(data.get("transaction_type") or "purchase")
+        approved = data.get("status") == "approved" and str(data.get("response_code")) == APPROVED_CODE
+        return self._state(data, _status(transaction_type, approved))
+
+    def _state_from_webhook(self, event: str, payload: dict[str, Any]) -> TransactionState:
+        parts = event.split(":")
+        if parts[0] != "transaction" or parts[-1] not in ("approved", "declined") or len(parts) not in (2, 3):
+            raise InvalidRequest(f"unsupported webhook event {event[:64]!r}", code="unsupported_event")
+        transaction_type = parts[1] if len(parts) == 3 else str(payload.get("transaction_type") or "purchase")
+        return self._state(payload, _status(transaction_type, parts[-1] == "approved"))
+
+    def _state(self, data: dict[str, Any], status: str, transaction_id: str | None = None) -> TransactionState:
+        order_number = _required_text(data, "order_number", 40)
+        return TransactionState(
+            status=status, order_id=order_number, key=order_number,
+            transaction_id=transaction_id or (str(data["id"]) if data.get("id") is not None else order_number),
+            amount=_amount(data.get("amount")), currency=_currency(data), raw=data,
+            occurred_at=_occurred_at(data.get("created_at")),
+        )
+
+    # -- returns -----------------------------------------------------------------------------------
+
+    def read_return(self, call: InboundCall) -> Trigger:
+        assert call.public_url, "registry guarantees HOOKHUB_PUBLIC_URL for Monri"
+        signing.verify_return(self.config["merchant_key"], call.public_url, call.path, call.query_string)
+        fields = {k: values[-1] for k, values in call.query.items() if k != "digest"}
+        order_number = _required_text(fields, "order_number", 40)
+        payment_id = self.memo.get(_memo_key(order_number))
+        if payment_id:
+            # Created through hookhub: ask the API rather than rely on the redirect alone.
+            return Trigger(order_number, context={"payment_id": payment_id})
+        response_code = fields.get("response_code", "")
+        status = "approved" if response_code == APPROVED_CODE else "pending" if response_code == "pending" else "declined"
+        return Trigger(order_number, state=self._state(fields, status))
+
+    def fetch(self, trigger: Trigger) -> TransactionState:
+        payment_id = trigger.context.get("payment_id") or self.memo.get(_memo_key(trigger.reference))
+        if not payment_id:
+            raise ProviderNotFound(self.name, f"no Monri payment id is known for order {trigger.reference}")
+        answer = self.client.payment_status(payment_id)
+        result = answer.get("payment_result")
+        if not isinstance(result, dict):
+            # Not paid yet (payment_method_required, action_required): nothing to confirm.
+            raise ProviderNotFound(self.name, f"payment {payment_id} has no result yet "
+                                              f"({answer.get('payment_status')})")
+        try:
+            if _required_text(result, "order_number", 40) != trigger.reference:
+                raise ValueError("the payment belongs to another order")
+            state = result.get("status") or answer.get("payment_status")
+            if state in ("approved", "executed"):
+                status = _status(str(result.get("transaction_type") or "purchase"), True)
+            elif state == "declined":
+                status = "declined"
+            else:
+                status = "pending"
+            return self._state({**result, "payment_status": answer.get("payment_status")}, status,
+                               transaction_id=str(payment_id))
+        except (InvalidRequest, ValueError) as exc:
+            raise ProviderUnavailable(self.name, f"unreadable payment_status answer: {exc}") from None
