@@ -5,9 +5,11 @@ import time
 import pytest
 
 from fakes.moncash import FakeMonCash
+from fakes.monri import FakeMonri
 from hookhub import create_app, hookimpl
 
 SECRET_KEY = "test-secret-key-for-result-tokens"
+PUBLIC_URL = "https://hooks.shop.example/hh"
 
 
 class Recorder:
@@ -56,6 +58,28 @@ def moncash(moncash_server):
     return moncash_server
 
 
+@pytest.fixture(scope="session")
+def monri_server():
+    fake = FakeMonri()
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def monri(monri_server):
+    monri_server.reset()
+    return monri_server
+
+
+def monri_config(fake: FakeMonri) -> dict:
+    return {
+        "HOOKHUB_MONRI_MERCHANT_KEY": fake.merchant_key,
+        "HOOKHUB_MONRI_AUTHENTICITY_TOKEN": fake.authenticity_token,
+        "HOOKHUB_MONRI_BASE_URL": fake.base_url,
+        "HOOKHUB_PUBLIC_URL": PUBLIC_URL,
+    }
+
+
 def moncash_config(fake: FakeMonCash) -> dict:
     return {
         "HOOKHUB_MONCASH_CLIENT_ID": fake.client_id,
@@ -66,11 +90,11 @@ def moncash_config(fake: FakeMonCash) -> dict:
 
 
 @pytest.fixture
-def make_app(tmp_path, moncash):
-    """Build a fresh app: MonCash on the fake, no scheduler thread (tests drain work themselves)."""
+def make_app(tmp_path, moncash, monri):
+    """Build a fresh app: MonCash and Monri on their fakes, no scheduler thread (tests drain work)."""
     apps = []
 
-    def make(config=None, plugins=(), with_moncash=True):
+    def make(config=None, plugins=(), with_moncash=True, with_monri=True):
         settings = {
             "HOOKHUB_SECRET_KEY": SECRET_KEY,
             "HOOKHUB_SCHEDULER": False,
@@ -80,6 +104,8 @@ def make_app(tmp_path, moncash):
         }
         if with_moncash:
             settings.update(moncash_config(moncash))
+        if with_monri:
+            settings.update(monri_config(monri))
         settings.update(config or {})
         app = create_app(settings, plugins=plugins, instance_path=str(tmp_path / f"instance{len(apps)}"),
                          environ={})

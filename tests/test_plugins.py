@@ -19,7 +19,7 @@ def test_builtin_provider_comes_in_through_the_entry_point(app):
     assert {pm.get_name(plugin): dist.project_name for plugin, dist in pm.list_plugin_distinfo()} == {
         "moncash": "hookhub", "monri": "hookhub"}
     assert hub_of(app).registry.statuses["moncash"].enabled
-    assert not hub_of(app).registry.statuses["monri"].enabled
+    assert hub_of(app).registry.statuses["monri"].enabled
 
 
 def test_misspelled_hook_stops_startup(make_app):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import SECRET_KEY, moncash_config
+from conftest import PUBLIC_URL, SECRET_KEY, moncash_config, monri_config
 from hookhub.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,13 +29,14 @@ def free_port() -> int:
 
 
 class Gunicorn:
-    def __init__(self, tmp_path: Path, moncash, workers: int = 2, options: tuple[str, ...] = ()):
+    def __init__(self, tmp_path: Path, moncash, monri, workers: int = 2, options: tuple[str, ...] = ()):
         self.events_file = tmp_path / "events.jsonl"
         self.instance = tmp_path / "instance"
         self.url = f"http://127.0.0.1:{free_port()}"
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("HOOKHUB_")},
             **moncash_config(moncash),
+            **monri_config(monri),
             "PYTHONPATH": str(ROOT / "tests"),
             "HOOKHUB_HANDLERS": "merchant_handler",
             "HOOKHUB_TEST_EVENTS_FILE": str(self.events_file),
@@ -86,8 +87,8 @@ class Gunicorn:
 
 
 @pytest.fixture(params=[(), ("--preload",)], ids=["plain", "preload"])
-def server(request, tmp_path, moncash):
-    gunicorn = Gunicorn(tmp_path, moncash, options=request.param)
+def server(request, tmp_path, moncash, monri):
+    gunicorn = Gunicorn(tmp_path, moncash, monri, options=request.param)
     yield gunicorn
     gunicorn.close()
 
@@ -161,3 +162,28 @@ def test_chunked_body_over_the_limit_is_413_not_truncated(server, moncash):
     assert fits.status_code == 200
     [event] = server.wait_for_deliveries(1)
     assert event["transaction_id"] == "c1"
+
+
+def test_monri_callbacks_and_returns_racing_make_one_event_per_order(server, monri):
+    orders = [f"race-order-{n:03d}" for n in range(10)]
+
+    def fire(args):
+        kind, n, order = args
+        if kind == "callback":
+            raw = json.dumps({"id": 5000 + n, "order_number": order, "amount": 100 + n, "currency": "EUR",
+                              "status": "approved", "response_code": "0000",
+                              "transaction_type": "purchase"}).encode()
+            return requests.post(f"{server.url}/hooks/monri", data=raw, headers=monri.callback_headers(raw)).status_code
+        query = f"amount={100 + n}&currency=EUR&order_number={order}&response_code=0000"
+        signed = monri.signed_return_url(PUBLIC_URL, query)
+        return requests.get(server.url + signed[len(PUBLIC_URL):], allow_redirects=False).status_code
+
+    calls = [(kind, n, order) for n, order in enumerate(orders) for kind in ("callback", "return") * 3]
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        statuses = list(pool.map(fire, calls))
+    assert sorted(set(statuses)) == [200, 303]
+
+    delivered = server.wait_for_deliveries(len(orders))
+    assert sorted(e["order_id"] for e in delivered) == orders
+    assert all(e["type"] == "payment.approved" and e["provider"] == "monri" for e in delivered)
+    assert sorted(e["amount"] for e in delivered) == [100 + n for n in range(10)]

@@ -163,9 +163,10 @@ class Monri(Provider):
         answer = self.client.payment_status(payment_id)
         result = answer.get("payment_result")
         if not isinstance(result, dict):
-            # Not paid yet (payment_method_required, action_required): nothing to confirm.
-            raise ProviderNotFound(self.name, f"payment {payment_id} has no result yet "
-                                              f"({answer.get('payment_status')})")
+            # Not paid yet (payment_method_required, action_required): a payment hookhub created
+            # and Monri knows, so keep checking on the full schedule.
+            raise ProviderUnavailable(self.name, f"payment {payment_id} has no result yet "
+                                                 f"({answer.get('payment_status')})")
         try:
             if _required_text(result, "order_number", 40) != trigger.reference:
                 raise ValueError("the payment belongs to another order")

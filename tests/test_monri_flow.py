@@ -1,0 +1,192 @@
+"""Monri callbacks, webhooks and returns through the app: signed, tampered, missing, duplicated."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlencode, urlsplit
+
+import pytest
+
+from conftest import PUBLIC_URL, SECRET_KEY, drain, hub_of
+from hookhub import client as hookhub_client, read_result
+
+
+def callback_body(**overrides) -> dict:
+    body = {"id": 996660, "acquirer": "xml-sim", "order_number": "0d4546c748b9c4f", "order_info": "Monri Test",
+            "amount": 100, "currency": "EUR", "status": "approved", "response_code": "0000",
+            "approval_code": "629762", "transaction_type": "purchase", "masked_pan": "434179-xxx-xxx-0044",
+            "created_at": "2019-09-06T14:05:11.190+02:00"}
+    body.update(overrides)
+    return body
+
+
+def post_signed(client, monri, payload, headers=None):
+    raw = json.dumps(payload).encode() if not isinstance(payload, bytes) else payload
+    return client.post("/hooks/monri", data=raw, headers=headers or monri.callback_headers(raw))
+
+
+def return_query(**overrides) -> str:
+    fields = {"acquirer": "integration_acq", "amount": "100", "approval_code": "629762",
+              "authentication": "Y", "cc_type": "visa", "ch_full_name": "John Doe", "currency": "EUR",
+              "custom_params": "{a:b, c:d}", "enrollment": "Y", "language": "en",
+              "masked_pan": "434179-xxx-xxx-0044", "number_of_installments": "",
+              "order_number": "0d4546c748b9c4f", "response_code": "0000"}
+    fields.update(overrides)
+    return urlencode(fields)
+
+
+def get_return(client, monri, query):
+    signed = monri.signed_return_url(PUBLIC_URL, query)
+    return client.get(signed[len(PUBLIC_URL):])
+
+
+def result_of(response):
+    assert response.status_code == 303, response.get_data(as_text=True)
+    location = urlsplit(response.headers["Location"])
+    return location.path, read_result(location.query.split("result=")[1], secret_key=SECRET_KEY)
+
+
+def test_signed_callback_makes_one_approved_event(app, client, monri, recorder):
+    assert post_signed(client, monri, callback_body()).status_code == 200
+    assert post_signed(client, monri, callback_body()).status_code == 200
+    drain(app)
+    [event] = recorder.events
+    assert (event.type, event.provider, event.order_id, event.transaction_id) == (
+        "payment.approved", "monri", "0d4546c748b9c4f", "996660")
+    assert (event.amount, event.currency, event.source) == (100, "EUR", "callback")
+    assert event.occurred_at.isoformat() == "2019-09-06T12:05:11.190000+00:00"  # kept in UTC
+    calls = hub_of(app).store.list_calls()
+    assert [c["outcome"] for c in calls] == ["duplicate", "event"]
+    assert calls[0]["headers"]["Authorization"] == "WP3-callback [redacted]"
+
+
+@pytest.mark.parametrize("tamper", ["body", "digest", "missing", "scheme"])
+def test_bad_signature_is_401_recorded_and_never_delivered(app, client, monri, recorder, tamper):
+    raw = json.dumps(callback_body()).encode()
+    headers = monri.callback_headers(raw)
+    if tamper == "body":
+        raw = raw.replace(b'"amount": 100', b'"amount": 1')
+    elif tamper == "digest":
+        headers["Authorization"] = headers["Authorization"][:-4] + "0000"
+    elif tamper == "missing":
+        del headers["Authorization"]
+    else:
+        headers["Authorization"] = headers["Authorization"].replace("WP3-callback", "WP3-v2.1")
+    response = client.post("/hooks/monri", data=raw, headers=headers)
+    assert response.status_code == 401 and response.get_json()["error"] == "invalid_signature"
+    drain(app)
+    assert recorder.events == []
+    [call] = hub_of(app).store.list_calls()
+    assert (call["outcome"], call["status_code"]) == ("invalid_signature", 401)
+
+
+@pytest.mark.parametrize("payload,code", [
+    (b"[1, 2]", "malformed_json"),
+    (b"not json", "malformed_json"),
+    (callback_body(order_number=None), "missing_order_number"),
+    (callback_body(amount=None), "invalid_amount"),
+    (callback_body(amount=10.5), "invalid_amount"),
+    (callback_body(currency=None), "missing_currency"),
+    ({"event": "transaction:purchase:approved", "payload": "x"}, "invalid_payload"),
+    ({"event": "shipment:sent", "payload": callback_body()}, "unsupported_event"),
+])
+def test_signed_but_unusable_body_is_400(app, client, monri, recorder, payload, code):
+    response = post_signed(client, monri, payload)
+    assert response.status_code == 400 and response.get_json()["error"] == code
+    drain(app)
+    assert recorder.events == []
+
+
+def test_webhooks_follow_the_payment_through_refund(app, client, monri, recorder):
+    def webhook(event, **overrides):
+        return post_signed(client, monri, {"event": event, "payload": callback_body(**overrides)})
+
+    assert webhook("transaction:purchase:approved").status_code == 200
+    assert webhook("transaction:refund:declined", transaction_type="refund", id=2).status_code == 200
+    assert webhook("transaction:refund:approved", transaction_type="refund", id=3, amount=100).status_code == 200
+    assert webhook("transaction:purchase:approved").status_code == 200  # late replay: never undoes the refund
+    assert webhook("payment-method:tokenized").status_code == 200
+    drain(app)
+    assert [(e.type, e.transaction_id) for e in recorder.events] == [("payment.approved", "996660"),
+                                                                     ("payment.refunded", "3")]
+    assert hub_of(app).store.list_calls()[0]["outcome"] == "ignored"
+
+
+@pytest.mark.parametrize("event,expected", [
+    ("transaction:void:approved", "payment.canceled"),
+    ("transaction:purchase:declined", "payment.declined"),
+    ("transaction:authorize:approved", "payment.approved"),
+    ("transaction:declined", "payment.declined"),
+])
+def test_webhook_events_map_to_normalized_types(app, client, monri, recorder, event, expected):
+    assert post_signed(client, monri, {"event": event, "payload": callback_body()}).status_code == 200
+    drain(app)
+    assert [e.type for e in recorder.events] == [expected]
+
+
+def test_signed_return_redirects_and_makes_the_event(app, client, monri, recorder):
+    path, result = result_of(get_return(client, monri, return_query()))
+    assert (path, result["status"], result["order_id"]) == ("/result/success", "approved", "0d4546c748b9c4f")
+    drain(app)
+    [event] = recorder.events
+    assert (event.type, event.amount, event.currency, event.source) == ("payment.approved", 100, "EUR", "return")
+
+
+def test_declined_return_goes_to_the_failure_page(app, client, monri, recorder):
+    path, result = result_of(get_return(client, monri, return_query(response_code="1050")))
+    assert (path, result["status"]) == ("/result/failure", "declined")
+
+
+@pytest.mark.parametrize("mangle", [
+    lambda url: url.replace("amount=100", "amount=1"),
+    lambda url: url.replace("response_code=1050", "response_code=0000"),
+    lambda url: url.split("&digest=")[0],
+    lambda url: url + "&digest=" + "0" * 128,
+    lambda url: url[:-1] + ("0" if url[-1] != "0" else "1"),
+])
+def test_tampered_return_is_rejected_and_creates_nothing(app, client, monri, recorder, mangle):
+    signed = monri.signed_return_url(PUBLIC_URL, return_query(response_code="1050"))
+    response = client.get(mangle(signed)[len(PUBLIC_URL):])
+    assert response.status_code == 401 and response.get_json()["error"] == "invalid_signature"
+    drain(app)
+    assert recorder.events == []
+
+
+def test_return_uses_the_public_url_not_the_host_header(app, client, monri, recorder):
+    signed = monri.signed_return_url("https://attacker.example", return_query())
+    response = client.get(signed[len("https://attacker.example"):], headers={"Host": "attacker.example"})
+    assert response.status_code == 401
+
+
+def test_callback_then_return_make_one_event(app, client, monri, recorder):
+    assert post_signed(client, monri, callback_body()).status_code == 200
+    path, result = result_of(get_return(client, monri, return_query()))
+    drain(app)
+    [event] = recorder.events
+    assert result["event_id"] == event.id and event.source == "callback"
+
+
+def test_return_of_a_payment_made_through_hookhub_is_confirmed_with_payment_status(app, client, monri, recorder):
+    with app.app_context():
+        created = hookhub_client("monri").create_payment(
+            amount=100, order_number="0d4546c748b9c4f", currency="EUR", transaction_type="purchase",
+            order_info="Monri Test")
+    monri.complete(created["id"], status="declined", response_code="1050")
+    # the redirect claims success, the API says declined: the API is the truth
+    path, result = result_of(get_return(client, monri, return_query()))
+    assert (path, result["status"]) == ("/result/failure", "declined")
+    assert ("GET", f"/v2/payment/{created['id']}/status") in monri.requests
+    drain(app)
+    assert [(e.type, e.transaction_id) for e in recorder.events] == [("payment.declined", created["id"])]
+
+
+def test_return_before_the_buyer_paid_is_pending_and_rechecked(app, client, monri, recorder):
+    with app.app_context():
+        created = hookhub_client("monri").create_payment(
+            amount=100, order_number="0d4546c748b9c4f", currency="EUR", transaction_type="purchase",
+            order_info="Monri Test")
+    path, result = result_of(get_return(client, monri, return_query()))
+    assert (path, result["status"]) == ("/result/pending", "pending")
+    monri.complete(created["id"])
+    drain(app)
+    assert [(e.type, e.source) for e in recorder.events] == [("payment.approved", "poll")]
