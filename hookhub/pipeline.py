@@ -126,6 +126,10 @@ class Pipeline:
             fetched = self._fetch(provider, trigger)
         except InvalidRequest as exc:
             return self._refuse(call, exc.status, exc.code, exc.message)
+        except (ValueError, TypeError) as exc:
+            # A state built from the call's own content (a signed body) that the contract refuses.
+            log.warning("%s %s: unusable content: %s", call.provider, call.route, exc, exc_info=True)
+            return self._refuse(call, 400, "unusable_content", "the call's content cannot be used")
 
         if fetched.state is None:
             assert fetched.problem is not None

@@ -17,11 +17,14 @@ PAYOUT_STATUSES = ("pending", "succeeded", "failed")
 
 # status -> the statuses it may move to. Anything not listed is stale or a duplicate.
 # approved -> canceled is a void of an authorization; mismatch can still be refunded or voided.
+# A decline ends one attempt, not the order: where a provider keys state by order (Monri's
+# order_number, a Monext session), the buyer may retry and pay, and that approval must not be lost.
+# The reverse never happens: nothing moves an approved payment back to declined.
 _NEXT: dict[str, frozenset[str]] = {
     "pending": frozenset({"approved", "declined", "canceled", "refunded", "mismatch", "succeeded", "failed"}),
     "approved": frozenset({"refunded", "canceled"}),
     "mismatch": frozenset({"refunded", "canceled"}),
-    "declined": frozenset(),
+    "declined": frozenset({"approved", "mismatch"}),
     "canceled": frozenset(),
     "refunded": frozenset(),
     "succeeded": frozenset(),
@@ -64,8 +67,10 @@ class TransactionState:
             raise ValueError(f"{self.kind} status must be one of {allowed}, not {self.status!r}")
         if isinstance(self.amount, bool) or not isinstance(self.amount, int):
             raise TypeError("amount must be an int in minor units")
-        if not self.transaction_id:
-            raise ValueError("transaction_id is required")
+        if not self.transaction_id or len(self.transaction_id) > 128 or len(self.order_id) > 128:
+            raise ValueError("transaction_id is required, and ids are at most 128 characters")
+        if not 0 <= self.amount < 2**63:
+            raise ValueError("amount is out of range")
         if len(self.currency) != 3 or not self.currency.isalpha():
             raise ValueError(f"currency must be an ISO 4217 code, not {self.currency!r}")
 

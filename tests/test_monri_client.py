@@ -78,6 +78,7 @@ def test_invalid_request_and_error_answers_are_typed(mc, monri):
     ({"order_number": "x"}, "order_number"),
     ({"order_number": "x" * 41}, "order_number"),
     ({"currency": "eur"}, "currency"),
+    ({"currency": "EUR\n"}, "currency"),
     ({"transaction_type": "sale"}, "transaction_type"),
     ({"order_info": "ab"}, "order_info"),
     ({"order_info": "x" * 101}, "order_info"),
@@ -95,6 +96,7 @@ def test_payment_requests_are_validated_before_sending(mc, monri, change, field)
 @pytest.mark.parametrize("fields,field", [
     ({"name": "x" * 51}, "name"), ({"country": "Bosnia"}, "country"), ({"city": "ab"}, "city"),
     ({"zip_code": "1234567890"}, "zip_code"), ({"metadata": ["a"]}, "metadata"), ({"nickname": "x"}, "nickname"),
+    ({"metadata": {"a": {1, 2}}}, "metadata"),
 ])
 def test_customer_requests_are_validated_before_sending(mc, monri, fields, field):
     with pytest.raises(ValidationError) as info:

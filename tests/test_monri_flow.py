@@ -88,7 +88,11 @@ def test_bad_signature_is_401_recorded_and_never_delivered(app, client, monri, r
     (callback_body(amount=10.5), "invalid_amount"),
     (callback_body(currency=None), "missing_currency"),
     ({"event": "transaction:purchase:approved", "payload": "x"}, "invalid_payload"),
-    ({"event": "shipment:sent", "payload": callback_body()}, "unsupported_event"),
+    (callback_body(amount="\u00b2"), "invalid_amount"),
+    (callback_body(amount=10**30), "invalid_amount"),
+    (callback_body(id={"a": 1}), "missing_id"),
+    (callback_body(id="9" * 65), "missing_id"),
+    ({"event": 7, "payload": callback_body()}, "invalid_event"),
 ])
 def test_signed_but_unusable_body_is_400(app, client, monri, recorder, payload, code):
     response = post_signed(client, monri, payload)
@@ -153,9 +157,23 @@ def test_tampered_return_is_rejected_and_creates_nothing(app, client, monri, rec
 
 
 def test_return_uses_the_public_url_not_the_host_header(app, client, monri, recorder):
-    signed = monri.signed_return_url("https://attacker.example", return_query())
-    response = client.get(signed[len("https://attacker.example"):], headers={"Host": "attacker.example"})
+    # signed for exactly the URL the request arrives at: http, this Host, no prefix
+    signed = monri.signed_return_url("http://attacker.example", return_query())
+    response = client.get(signed[len("http://attacker.example"):], headers={"Host": "attacker.example"})
     assert response.status_code == 401
+
+
+def test_return_digest_is_checked_over_the_raw_query_as_sent(app, client, monri, recorder):
+    # lower-case escapes and %20 are what some encoders produce and Python's would not
+    query = ("amount=100&currency=EUR&ch_full_name=John%20Doe&custom_params=%7ba%3ab%2c%20c%3ad%7d"
+             "&order_number=0d4546c748b9c4f&response_code=0000")
+    path, result = result_of(get_return(client, monri, query))
+    assert result["status"] == "approved"
+
+
+def test_return_with_a_repeated_parameter_is_400(app, client, monri, recorder):
+    response = get_return(client, monri, return_query() + "&amount=1")
+    assert response.status_code == 400 and response.get_json()["error"] == "ambiguous_parameter"
 
 
 def test_callback_then_return_make_one_event(app, client, monri, recorder):
@@ -190,3 +208,38 @@ def test_return_before_the_buyer_paid_is_pending_and_rechecked(app, client, monr
     monri.complete(created["id"])
     drain(app)
     assert [(e.type, e.source) for e in recorder.events] == [("payment.approved", "poll")]
+
+
+@pytest.mark.parametrize("payload", [
+    {"event": "payment-method:tokenized", "payload": {"token": "abc"}},
+    {"event": "customer:created", "payload": {"uuid": "x"}},
+    {"event": "transaction:refund:declined", "payload": callback_body(transaction_type="refund", amount=30)},
+    {"event": "transaction:void:declined", "payload": callback_body(transaction_type="void")},
+    {"event": "transaction:capture:declined", "payload": callback_body(transaction_type="capture")},
+    callback_body(transaction_type="refund", status="declined", response_code="1050"),
+])
+def test_signed_events_that_change_no_payment_are_acknowledged_and_ignored(app, client, monri, recorder, payload):
+    response = post_signed(client, monri, payload)
+    assert response.status_code == 200
+    drain(app)
+    assert recorder.events == []
+    assert hub_of(app).store.list_calls()[0]["outcome"] == "ignored"
+
+
+def test_a_retry_after_a_decline_is_paid_and_a_late_decline_changes_nothing(app, client, monri, recorder):
+    def webhook(event, **overrides):
+        return post_signed(client, monri, {"event": event, "payload": callback_body(**overrides)})
+
+    webhook("transaction:purchase:declined", id=8, status="declined", response_code="1050")
+    webhook("transaction:purchase:approved", id=9)
+    webhook("transaction:purchase:declined", id=8, status="declined", response_code="1050")  # late replay
+    drain(app)
+    assert [(e.type, e.transaction_id) for e in recorder.events] == [("payment.declined", "8"),
+                                                                     ("payment.approved", "9")]
+
+
+def test_unusable_created_at_falls_back_to_the_receipt_time(app, client, monri, recorder):
+    assert post_signed(client, monri, callback_body(created_at="0001-01-01T00:00:00+01:00")).status_code == 200
+    drain(app)
+    [event] = recorder.events
+    assert event.occurred_at == event.received_at

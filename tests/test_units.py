@@ -68,7 +68,8 @@ def test_result_tokens_are_signed_and_expire():
 @pytest.mark.parametrize("current,new,real", [
     (None, "pending", True), (None, "approved", True), ("pending", "approved", True),
     ("approved", "pending", False), ("approved", "approved", False), ("approved", "refunded", True),
-    ("approved", "canceled", True), ("declined", "approved", False), ("canceled", "approved", False),
+    ("approved", "canceled", True), ("declined", "approved", True), ("approved", "declined", False),
+    ("declined", "pending", False), ("canceled", "approved", False),
     ("refunded", "approved", False), ("mismatch", "approved", False), ("pending", "succeeded", True),
     ("succeeded", "failed", False),
 ])

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from hookhub import (ApiClient, ApiResponse, ProviderAPIError, ProviderAuthError, ProviderNotFound,
-                     ProviderUnavailable, ValidationError)
+                     ProviderUnavailable, ValidationError, json_dumps)
 
 from . import signing
 from . import validation as v
@@ -47,6 +47,10 @@ def _customer_fields(fields: dict[str, Any]) -> dict[str, Any]:
         elif field == "metadata":
             if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
                 raise ValidationError(field, "must be a dict with string keys")
+            try:
+                json_dumps(value)
+            except (TypeError, ValueError):
+                raise ValidationError(field, "must hold only JSON values") from None
             body[field] = value
         else:
             raise ValidationError(field, "is not a customer field")

@@ -14,7 +14,7 @@ payment, else the order number.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from hookhub import (InboundCall, InvalidRequest, Provider, ProviderNotFound, ProviderUnavailable, Setting,
@@ -25,34 +25,36 @@ from .client import MonriClient
 
 APPROVED_CODE = "0000"
 
-# Webhook events: transaction:<type>:<result>. A declined refund or void leaves the payment as it
-# was (approved), so it maps to approved and makes no event for an approved payment.
-_APPROVED_STATUS_BY_TYPE = {
+# What an approved transaction of each type does to the payment. A declined refund, void or
+# capture leaves the payment as it was, so it is acknowledged and changes nothing.
+_STATUS_WHEN_APPROVED = {
     "purchase": "approved", "authorize": "approved", "capture": "approved",
     "refund": "refunded", "void": "canceled",
 }
-IGNORED_EVENTS = frozenset({"payment-method:tokenized"})
+_DECLINES_THE_PAYMENT = frozenset({"purchase", "authorize"})
+MAX_AMOUNT = 10**11 - 1  # Monri: 1 to 11 digits
 
 
 def _memo_key(order_number: str) -> str:
     return f"payment:{order_number}"
 
 
-def _status(transaction_type: str, approved: bool) -> str:
+def _status(transaction_type: str, approved: bool) -> str | None:
+    """The payment's new status, or None when this transaction does not change it."""
     if approved:
-        return _APPROVED_STATUS_BY_TYPE.get(transaction_type, "approved")
-    return "approved" if transaction_type in ("refund", "void") else "declined"
+        return _STATUS_WHEN_APPROVED.get(transaction_type)
+    return "declined" if transaction_type in _DECLINES_THE_PAYMENT else None
 
 
 def _amount(value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         amount = value
-    elif isinstance(value, str) and value.isdigit() and len(value) <= 12:
+    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 11:
         amount = int(value)
     else:
         raise InvalidRequest("amount must be an integer in minor units", code="invalid_amount")
-    if amount < 0:
-        raise InvalidRequest("amount must not be negative", code="invalid_amount")
+    if not 0 <= amount <= MAX_AMOUNT:
+        raise InvalidRequest("amount must have at most 11 digits", code="invalid_amount")
     return amount
 
 
@@ -74,13 +76,14 @@ def _currency(data: dict[str, Any]) -> str:
 
 
 def _occurred_at(value: Any) -> datetime | None:
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else None
-    return None
+    """Monri's ``created_at`` in UTC; None when it is absent or unusable (hookhub then uses receipt time)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parsed.astimezone(timezone.utc) if parsed.tzinfo else None
+    except (ValueError, OverflowError):
+        return None
 
 
 class Monri(Provider):
@@ -107,36 +110,34 @@ class Monri(Provider):
         signing.verify_callback(self.config["merchant_key"], call.header("Authorization"), call.body)
         body = call.json_object()
         event = body.get("event")
-        if event is not None:  # webhook envelope
-            if not isinstance(event, str):
-                raise InvalidRequest("event must be a string", code="invalid_event")
-            if event in IGNORED_EVENTS:
-                return None
-            payload = body.get("payload")
-            if not isinstance(payload, dict):
-                raise InvalidRequest("a webhook's payload must be a JSON object", code="invalid_payload")
-            state = self._state_from_webhook(event, payload)
-        else:
-            state = self._state_from_callback(body)
-        return Trigger(state.lock_key, state=state)
-
-    def _state_from_callback(self, data: dict[str, Any]) -> TransactionState:
-        transaction_type = str(data.get("transaction_type") or "purchase")
-        approved = data.get("status") == "approved" and str(data.get("response_code")) == APPROVED_CODE
-        return self._state(data, _status(transaction_type, approved))
-
-    def _state_from_webhook(self, event: str, payload: dict[str, Any]) -> TransactionState:
+        if event is None:
+            transaction_type = str(body.get("transaction_type") or "purchase")
+            approved = body.get("status") == "approved" and body.get("response_code") == APPROVED_CODE
+            return self._trigger(body, _status(transaction_type, approved))
+        # A webhook: {"event": "transaction:<type>:<approved|declined>", "payload": {...}}
+        if not isinstance(event, str):
+            raise InvalidRequest("event must be a string", code="invalid_event")
         parts = event.split(":")
         if parts[0] != "transaction" or parts[-1] not in ("approved", "declined") or len(parts) not in (2, 3):
-            raise InvalidRequest(f"unsupported webhook event {event[:64]!r}", code="unsupported_event")
+            return None  # customer, card and other events say nothing about a payment's state
+        payload = body.get("payload")
+        if not isinstance(payload, dict):
+            raise InvalidRequest("a webhook's payload must be a JSON object", code="invalid_payload")
         transaction_type = parts[1] if len(parts) == 3 else str(payload.get("transaction_type") or "purchase")
-        return self._state(payload, _status(transaction_type, parts[-1] == "approved"))
+        return self._trigger(payload, _status(transaction_type, parts[-1] == "approved"))
+
+    def _trigger(self, data: dict[str, Any], status: str | None) -> Trigger | None:
+        if status is None:
+            return None
+        state = self._state(data, status)
+        return Trigger(state.lock_key, state=state)
 
     def _state(self, data: dict[str, Any], status: str, transaction_id: str | None = None) -> TransactionState:
         order_number = _required_text(data, "order_number", 40)
+        if transaction_id is None:
+            transaction_id = _required_text(data, "id", 64) if data.get("id") is not None else order_number
         return TransactionState(
-            status=status, order_id=order_number, key=order_number,
-            transaction_id=transaction_id or (str(data["id"]) if data.get("id") is not None else order_number),
+            status=status, order_id=order_number, key=order_number, transaction_id=transaction_id,
             amount=_amount(data.get("amount")), currency=_currency(data), raw=data,
             occurred_at=_occurred_at(data.get("created_at")),
         )
@@ -146,7 +147,9 @@ class Monri(Provider):
     def read_return(self, call: InboundCall) -> Trigger:
         assert call.public_url, "registry guarantees HOOKHUB_PUBLIC_URL for Monri"
         signing.verify_return(self.config["merchant_key"], call.public_url, call.path, call.query_string)
-        fields = {k: values[-1] for k, values in call.query.items() if k != "digest"}
+        if any(len(values) > 1 for values in call.query.values()):
+            raise InvalidRequest("a return parameter is given more than once", code="ambiguous_parameter")
+        fields = {k: values[0] for k, values in call.query.items() if k != "digest"}
         order_number = _required_text(fields, "order_number", 40)
         payment_id = self.memo.get(_memo_key(order_number))
         if payment_id:
@@ -172,7 +175,7 @@ class Monri(Provider):
                 raise ValueError("the payment belongs to another order")
             state = result.get("status") or answer.get("payment_status")
             if state in ("approved", "executed"):
-                status = _status(str(result.get("transaction_type") or "purchase"), True)
+                status = _status(str(result.get("transaction_type") or "purchase"), True) or "approved"
             elif state == "declined":
                 status = "declined"
             else:

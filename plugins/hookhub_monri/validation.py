@@ -41,7 +41,7 @@ def amount(field: str, value: Any) -> int:
 
 
 def currency(field: str, value: Any) -> str:
-    if not isinstance(value, str) or not _CURRENCY.match(value):
+    if not isinstance(value, str) or not _CURRENCY.fullmatch(value):
         raise ValidationError(field, "must be a three-letter upper-case ISO 4217 code")
     return value
 
