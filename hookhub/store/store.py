@@ -64,6 +64,11 @@ class VerificationJob:
     inbound_call_id: int | None
 
 
+def _record_from_row(row: Any) -> TransactionRecord:
+    return TransactionRecord(row.provider, row.key, row.kind, row.status, row.transaction_id, row.order_id,
+                             row.amount, row.currency, row.last_event_id)
+
+
 def _event_from_row(row: Any) -> Event:
     return Event(
         id=row.id, type=row.type, provider=row.provider, order_id=row.order_id,
@@ -85,10 +90,7 @@ class Locked:
             ).with_for_update()
         ).first()
         self._pk: int | None = row.id if row else None
-        self.current = TransactionRecord(
-            row.provider, row.key, row.kind, row.status, row.transaction_id, row.order_id, row.amount,
-            row.currency, row.last_event_id,
-        ) if row else None
+        self.current = _record_from_row(row) if row else None
 
     def latest_event(self) -> Event | None:
         if not self.current or not self.current.last_event_id:
@@ -261,10 +263,7 @@ class Store:
         t = schema.transactions
         with self._read() as conn:
             row = conn.execute(select(t).where(t.c.provider == provider, t.c.key == key)).first()
-        if not row:
-            return None
-        return TransactionRecord(row.provider, row.key, row.kind, row.status, row.transaction_id,
-                                 row.order_id, row.amount, row.currency, row.last_event_id)
+        return _record_from_row(row) if row else None
 
     def get_event(self, event_id: str) -> Event | None:
         with self._read() as conn:

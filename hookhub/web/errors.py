@@ -47,7 +47,6 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
-        if isinstance(exc, HTTPException):
-            return _http_error(exc)
+        # HTTPExceptions never get here: Flask picks the most specific handler, the one above.
         log.exception("unexpected error")
         return json_error(500, "internal_error", InternalServerError.description)
