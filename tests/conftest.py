@@ -5,6 +5,7 @@ import time
 import pytest
 
 from fakes.moncash import FakeMonCash
+from fakes.monext import FakeMonext
 from fakes.monri import FakeMonri
 from hookhub import create_app, hookimpl
 
@@ -71,6 +72,19 @@ def monri(monri_server):
     return monri_server
 
 
+@pytest.fixture(scope="session")
+def monext_server():
+    fake = FakeMonext()
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def monext(monext_server):
+    monext_server.reset()
+    return monext_server
+
+
 def monri_config(fake: FakeMonri) -> dict:
     return {
         "HOOKHUB_MONRI_MERCHANT_KEY": fake.merchant_key,
@@ -89,12 +103,20 @@ def moncash_config(fake: FakeMonCash) -> dict:
     }
 
 
+def monext_config(fake: FakeMonext) -> dict:
+    return {
+        "HOOKHUB_MONEXT_MERCHANT_ID": fake.merchant_id,
+        "HOOKHUB_MONEXT_ACCESS_KEY": fake.access_key,
+        "HOOKHUB_MONEXT_BASE_URL": fake.base_url,
+    }
+
+
 @pytest.fixture
-def make_app(tmp_path, moncash, monri):
-    """Build a fresh app: MonCash and Monri on their fakes, no scheduler thread (tests drain work)."""
+def make_app(tmp_path, moncash, monri, monext):
+    """Build a fresh app: every built-in provider on its fake, no scheduler thread (tests drain work)."""
     apps = []
 
-    def make(config=None, plugins=(), with_moncash=True, with_monri=True):
+    def make(config=None, plugins=(), with_moncash=True, with_monri=True, with_monext=True):
         settings = {
             "HOOKHUB_SECRET_KEY": SECRET_KEY,
             "HOOKHUB_SCHEDULER": False,
@@ -106,6 +128,8 @@ def make_app(tmp_path, moncash, monri):
             settings.update(moncash_config(moncash))
         if with_monri:
             settings.update(monri_config(monri))
+        if with_monext:
+            settings.update(monext_config(monext))
         settings.update(config or {})
         app = create_app(settings, plugins=plugins, instance_path=str(tmp_path / f"instance{len(apps)}"),
                          environ={})

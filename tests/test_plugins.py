@@ -17,9 +17,9 @@ from hookhub import ConfigError, InboundCall, Provider, Setting, TransactionStat
 def test_builtin_provider_comes_in_through_the_entry_point(app):
     pm = hub_of(app).pm
     assert {pm.get_name(plugin): dist.project_name for plugin, dist in pm.list_plugin_distinfo()} == {
-        "moncash": "hookhub", "monri": "hookhub"}
-    assert hub_of(app).registry.statuses["moncash"].enabled
-    assert hub_of(app).registry.statuses["monri"].enabled
+        "moncash": "hookhub", "monri": "hookhub", "monext": "hookhub"}
+    for name in ("moncash", "monri", "monext"):
+        assert hub_of(app).registry.statuses[name].enabled
 
 
 def test_misspelled_hook_stops_startup(make_app):

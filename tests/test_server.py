@@ -1,4 +1,4 @@
-"""hookhub under a real ``gunicorn wsgi:app`` with several workers, against the fake MonCash."""
+"""hookhub under a real ``gunicorn wsgi:app`` with several workers, against the fake providers."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import PUBLIC_URL, SECRET_KEY, moncash_config, monri_config
+from conftest import PUBLIC_URL, SECRET_KEY, moncash_config, monext_config, monri_config
 from hookhub.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +29,7 @@ def free_port() -> int:
 
 
 class Gunicorn:
-    def __init__(self, tmp_path: Path, moncash, monri, workers: int = 2, options: tuple[str, ...] = ()):
+    def __init__(self, tmp_path: Path, moncash, monri, monext, workers: int = 2, options: tuple[str, ...] = ()):
         self.events_file = tmp_path / "events.jsonl"
         self.instance = tmp_path / "instance"
         self.url = f"http://127.0.0.1:{free_port()}"
@@ -37,6 +37,7 @@ class Gunicorn:
             **{k: v for k, v in os.environ.items() if not k.startswith("HOOKHUB_")},
             **moncash_config(moncash),
             **monri_config(monri),
+            **monext_config(monext),
             "PYTHONPATH": str(ROOT / "tests"),
             "HOOKHUB_HANDLERS": "merchant_handler",
             "HOOKHUB_TEST_EVENTS_FILE": str(self.events_file),
@@ -87,8 +88,8 @@ class Gunicorn:
 
 
 @pytest.fixture(params=[(), ("--preload",)], ids=["plain", "preload"])
-def server(request, tmp_path, moncash, monri):
-    gunicorn = Gunicorn(tmp_path, moncash, monri, options=request.param)
+def server(request, tmp_path, moncash, monri, monext):
+    gunicorn = Gunicorn(tmp_path, moncash, monri, monext, options=request.param)
     yield gunicorn
     gunicorn.close()
 
@@ -187,3 +188,35 @@ def test_monri_callbacks_and_returns_racing_make_one_event_per_order(server, mon
     assert sorted(e["order_id"] for e in delivered) == orders
     assert all(e["type"] == "payment.approved" and e["provider"] == "monri" for e in delivered)
     assert sorted(e["amount"] for e in delivered) == [100 + n for n in range(10)]
+
+
+def test_monext_notifications_and_returns_racing_make_one_event_per_session(server, monext):
+    sessions = [monext.open_session(f"mx-order-{n:03d}", 700 + n) for n in range(10)]
+    transactions = {sid: monext.settle(sid, "ACCEPTED") for sid in sessions}
+
+    def fire(args):
+        kind, session_id = args
+        if kind == "notification":
+            response = requests.get(f"{server.url}/hooks/monext?token={session_id}&notificationType=WEBTRS")
+            assert response.content == b""
+            return response.status_code
+        name = "paylinetoken" if kind == "return" else "monext_session_id"
+        return requests.get(f"{server.url}/return/monext?{name}={session_id}", allow_redirects=False).status_code
+
+    calls = [(kind, sid) for sid in sessions for kind in ("notification", "return", "newer-return") * 3]
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        statuses = list(pool.map(fire, calls))
+    assert sorted(set(statuses)) == [200, 303]
+
+    delivered = server.wait_for_deliveries(len(sessions))
+    assert sorted(e["order_id"] for e in delivered) == [f"mx-order-{n:03d}" for n in range(10)]
+    assert all(e["type"] == "payment.approved" and e["provider"] == "monext" for e in delivered)
+    assert {e["order_id"]: e["transaction_id"] for e in delivered} == {
+        f"mx-order-{n:03d}": transactions[sid] for n, sid in enumerate(sessions)}
+    store = server.store()
+    try:
+        outcomes = [c["outcome"] for c in store.list_calls(limit=1000)]
+        assert outcomes.count("event") == len(sessions)
+        assert outcomes.count("duplicate") == len(calls) - len(sessions)
+    finally:
+        store.close()

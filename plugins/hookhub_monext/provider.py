@@ -1,0 +1,167 @@
+"""Monext (Monext Online, formerly Payline) as a hookhub provider.
+
+Monext's notification (``/hooks/monext?token=<sessionId>``) and the buyer's return
+(``/return/monext?paylinetoken=<sessionId>``, or ``monext_session_id=`` with the newer point-of-sale
+setting) are unsigned: they only name a payment session. Both are triggers; the truth is
+``GET /v1/checkout/payments/sessions/{sessionId}``.
+
+The session is the unit of state: notification and return share one lock and one state machine
+keyed on the session id. The state comes from ``result.title`` and the latest transaction's
+``type``; ``event.transaction_id`` is that transaction's id (the session id while no transaction
+exists yet) and ``event.order_id`` is ``order.reference``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from hookhub import (InboundCall, InvalidRequest, Provider, ProviderUnavailable, Reply, Setting,
+                     TransactionState, Trigger, basic_auth)
+
+from .client import MonextClient, result_of
+
+# result.title -> the payment's status (Monext's return-code families).
+TITLE_STATUS = {
+    "ACCEPTED": "approved",
+    "REFUSED": "declined",
+    "ERROR": "declined",
+    "CANCELLED": "canceled",
+    "INPROGRESS": "pending",
+    "ONHOLD_PARTNER": "pending",
+    "PENDING_RISK": "pending",
+}
+# An accepted operation of these types changes what the accepted payment is.
+ACCEPTED_ACTION_STATUS = {"REFUND": "refunded", "CANCEL": "canceled"}
+
+MAX_SESSION_ID_LENGTH = 50  # SessionResponse.sessionId
+RETURN_PARAMETERS = ("paylinetoken", "monext_session_id")
+
+
+def _parse_date(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    text = value[:-1] + "+00:00" if value.endswith("Z") else value
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+
+
+def _latest(transactions: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The session's most recent transaction: by date when every one has a date, else the last listed."""
+    if not transactions:
+        return None
+    dates = [_parse_date(t.get("date")) for t in transactions]
+    if all(dates):
+        return max(zip(dates, range(len(transactions)), transactions), key=lambda row: (row[0], row[1]))[2]
+    return transactions[-1]
+
+
+def _amount(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{what} must be an int in minor units, not {value!r}")
+    return value
+
+
+def _always(transaction: dict[str, Any]) -> bool:
+    return True
+
+
+def session_state(session_id: str, answer: dict[str, Any], *,
+                  action_accepted: Callable[[dict[str, Any]], bool] = _always) -> TransactionState:
+    """The payment state a ``GET /v1/checkout/payments/sessions/{id}`` answer describes.
+
+    A session's transactions carry no result of their own, so a REFUND or CANCEL among them only
+    changes the payment when ``action_accepted`` confirms it; a refused one is passed over.
+    Raises ``ValueError``/``KeyError``/``TypeError`` for an answer that cannot be read; the caller
+    treats that as the provider being unable to answer now.
+    """
+    title = result_of(answer).get("title")
+    if title not in TITLE_STATUS:
+        raise ValueError(f"unknown result title {title!r}")
+    status = TITLE_STATUS[title]
+    order = answer["order"]
+    reference = order["reference"]
+    if not isinstance(reference, str) or not reference:
+        raise ValueError("order.reference is missing")
+    transactions = [t for t in answer.get("transactions") or [] if isinstance(t, dict)]
+    latest = _latest(transactions)
+    while status == "approved" and latest is not None and latest.get("type") in ACCEPTED_ACTION_STATUS:
+        if action_accepted(latest):
+            status = ACCEPTED_ACTION_STATUS[latest["type"]]
+            break
+        transactions = [t for t in transactions if t is not latest]
+        latest = _latest(transactions)
+    if latest is not None and latest.get("id"):
+        transaction_id = str(latest["id"])
+        raw_amount = latest.get("authorizedAmount", latest.get("requestedAmount", order.get("amount")))
+        currency = latest.get("currency") or order["currency"]
+        occurred_at = _parse_date(latest.get("date"))
+    else:
+        transaction_id, raw_amount, currency, occurred_at = session_id, order.get("amount"), order["currency"], None
+    return TransactionState(status=status, transaction_id=transaction_id, order_id=reference,
+                            amount=_amount(raw_amount, "amount"), currency=str(currency), raw=answer,
+                            occurred_at=occurred_at, key=session_id)
+
+
+def _session_id(value: Any, name: str) -> str:
+    if value is None or value == "":
+        raise InvalidRequest(f"{name} is required", code=f"missing_{name}")
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{name} must be a string", code=f"invalid_{name}")
+    if len(value) > MAX_SESSION_ID_LENGTH:
+        raise InvalidRequest(f"{name} is longer than {MAX_SESSION_ID_LENGTH} characters", code="reference_too_long")
+    return value
+
+
+class Monext(Provider):
+    name = "monext"
+    settings = (
+        Setting("merchant_id", help="Merchant identifier (the Basic auth user)"),
+        Setting("access_key", secret=True, help="Access key from the Monext administration centre"),
+        Setting("base_url", default="https://api-sandbox.retail.monext.com",
+                help="REST API host; https://api.retail.monext.com in production"),
+    )
+    callback_methods = frozenset({"GET", "POST"})
+    return_methods = frozenset({"GET"})
+
+    def create_client(self) -> MonextClient:
+        return MonextClient(self.config["merchant_id"], self.config["access_key"], self.config["base_url"],
+                            timeout=self.timeout)
+
+    def secrets(self) -> list[str]:
+        # The Basic credentials' encoded form reveals the access key as surely as the key itself.
+        encoded = basic_auth(self.config["merchant_id"], self.config["access_key"]).split(" ", 1)[1]
+        return [*super().secrets(), encoded]
+
+    def read_callback(self, call: InboundCall) -> Trigger:
+        """``token`` (the session id) from the query, a form or a JSON body; ``notificationType`` kept."""
+        token = _session_id(call.param("token"), "token")
+        kind = call.param("notificationType")
+        return Trigger(token, context={"notification_type": kind} if isinstance(kind, str) and kind else {})
+
+    def read_return(self, call: InboundCall) -> Trigger:
+        """``paylinetoken`` or ``monext_session_id``; naming two different sessions is refused."""
+        values = {v for name in RETURN_PARAMETERS for v in call.query.get(name, [])}
+        if len(values) > 1:
+            raise InvalidRequest("the return names more than one session", code="ambiguous_session")
+        return Trigger(_session_id(next(iter(values), None), "paylinetoken"))
+
+    def fetch(self, trigger: Trigger) -> TransactionState:
+        answer = self.client.get_session(trigger.reference)
+        try:
+            return session_state(trigger.reference, answer, action_accepted=self._accepted)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProviderUnavailable(self.name, f"unreadable session answer: {exc}") from None
+
+    def _accepted(self, transaction: dict[str, Any]) -> bool:
+        """Whether Monext accepted this refund or cancel (its own result, not the session's)."""
+        detail = self.client.get_transaction(str(transaction.get("id") or ""))
+        return result_of(detail).get("title") == "ACCEPTED"
+
+    def acknowledge(self, call: InboundCall) -> Reply:
+        """An empty 200: anything else and Monext keeps notifying."""
+        return Reply(200, b"", "text/plain; charset=utf-8")

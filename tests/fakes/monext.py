@@ -1,0 +1,436 @@
+"""A fake of Monext's Checkout and Payout REST APIs, following Monext's published OpenAPI documents.
+
+Every request must carry ``Authorization: Basic base64(merchant_id:access_key)``. Wrong credentials
+get 401 with a ``result`` whose title is ``Unauthorized``, or, with ``unauthorized_as_200`` set, the
+same body with status 200, as Monext sometimes answers. Answers have the documents' shapes:
+``{"result": {"title", "code", "detail"}, ...}``; a 400 is a ``BadRequestResult`` with
+``invalidParams``; an unknown session or transaction is 404 with result code 02304.
+
+The OpenAPI documents name no collection route; the seed's pagination (``size``/``page``/``sort``
+in, ``count``/``startIndex``/``endIndex``/``recordTotal`` out) is served on the collection that
+the documents' ``POST .../paymentinstruments`` implies: ``GET .../paymentinstruments``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import secrets
+import threading
+import time
+from datetime import datetime, timezone
+
+from flask import Flask, Response, request
+
+from . import Served
+
+# result for each title, with a return code of that family (Monext's "Return codes" page).
+RESULTS = {
+    "ACCEPTED": ("00000", "Transaction approved"),
+    "REFUSED": ("01100", "Do not honor"),
+    "ERROR": ("02101", "Internal Error"),
+    "CANCELLED": ("02319", "Payment cancelled by the buyer"),
+    "INPROGRESS": ("02306", "Customer has to fill his payment data"),
+    "ONHOLD_PARTNER": ("02000", "Transaction in progress, awaiting the partner"),
+    "PENDING_RISK": ("02533", "Transaction pending risk analysis"),
+}
+
+
+def result(title: str, code: str | None = None, detail: str | None = None) -> dict:
+    known = RESULTS.get(title, ("02101", title))
+    return {"title": title, "code": code or known[0], "detail": detail or known[1]}
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class FakeMonext:
+    def __init__(self, merchant_id: str = "1234567890123", access_key: str = "fake-monext-access-key-9876543210"):
+        self.merchant_id = merchant_id
+        self.access_key = access_key
+        self.lock = threading.Lock()
+        self.reset()
+        self.served = Served(self._app())
+        self.base_url = self.served.url
+
+    def reset(self) -> None:
+        with self.lock:
+            self.sessions: dict[str, dict] = {}
+            self.transactions: dict[str, dict] = {}
+            self.wallets: dict[str, dict] = {}
+            self.wallet_sessions: dict[str, dict] = {}
+            self.payouts: dict[str, dict] = {}
+            self.requests: list[tuple[str, str]] = []
+            self.bodies: list[dict] = []
+            self.refused_auth = 0
+            self.unauthorized_as_200 = False
+            self.outage = False
+            self.delay = 0.0
+
+    def close(self) -> None:
+        self.served.close()
+
+    def session_fetches(self, session_id: str) -> int:
+        return self.requests.count(("GET", f"/v1/checkout/payments/sessions/{session_id}"))
+
+    # -- what happens on Monext's side -------------------------------------------------------------
+
+    def open_session(self, reference: str, amount: int, currency: str = "EUR", session_id: str | None = None) -> str:
+        """A payment session as ``POST /v1/checkout/payments/sessions`` makes it: in progress."""
+        session_id = session_id or secrets.token_hex(16)
+        with self.lock:
+            self.sessions[session_id] = {
+                "result": result("INPROGRESS"), "transactions": [],
+                "order": {"reference": reference, "amount": amount, "currency": currency, "date": now()},
+            }
+        return session_id
+
+    def settle(self, session_id: str, title: str, *, transaction_type: str = "AUTHORIZATION_AND_CAPTURE",
+               amount: int | None = None, with_transaction: bool = True) -> str | None:
+        """The buyer paid, was refused, gave up...: the session gets ``title`` and maybe a transaction."""
+        with self.lock:
+            session = self.sessions[session_id]
+            session["result"] = result(title)
+            if not with_transaction:
+                return None
+            order = session["order"]
+            transaction = {
+                "id": str(10**13 + len(self.transactions) + secrets.randbelow(10**9)), "date": now(),
+                "type": transaction_type, "currency": order["currency"], "paymentType": "ONE_OFF",
+                "capture": "AUTOMATIC", "requestedAmount": order["amount"] if amount is None else amount,
+                "paymentMethodId": "CB01",
+                "paymentInstrumentData": {"usedPaymentInstrument": "UsedCard",
+                                          "paymentInstrumentType": {"code": "CB", "name": "CB"},
+                                          "maskedNumber": "497010XXXXXX0055", "expirationDate": "1230"},
+            }
+            session["transactions"].append(transaction)
+            self.transactions[transaction["id"]] = {"transaction": transaction, "session": session_id,
+                                                    "result": session["result"], "associated": []}
+            return transaction["id"]
+
+    # -- the API -----------------------------------------------------------------------------------
+
+    def _app(self) -> Flask:  # noqa: C901 - one route table, read top to bottom
+        app = Flask("fake_monext")
+        fake = self
+
+        def answer(code: int, body: dict) -> Response:
+            return Response(json.dumps(body), code, content_type="application/json")
+
+        def error(code: int, title: str, result_code: str, detail: str, invalid: list | None = None) -> Response:
+            body: dict = {"result": result(title, result_code, detail)}
+            if invalid:
+                body["invalidParams"] = [{"name": n, "reason": r} for n, r in invalid]
+            return answer(code, body)
+
+        def bad_request(*invalid: tuple[str, str]) -> Response:
+            return error(400, "ERROR", "02305", "Invalid field format, please refer to the user guide", list(invalid))
+
+        def not_found(what: str) -> Response:
+            return error(404, "ERROR", "02304", f"No {what} found for this identifier")
+
+        def body_json() -> dict:
+            try:
+                data = json.loads(request.get_data() or b"{}")
+            except ValueError:
+                return {}
+            return data if isinstance(data, dict) else {}
+
+        def amount_ok(value) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 10**18
+
+        @app.before_request
+        def _authenticate():
+            with fake.lock:
+                # The request target as sent, percent-encoding untouched.
+                fake.requests.append((request.method, request.environ.get("RAW_URI") or request.full_path.rstrip("?")))
+                if request.method in ("POST", "PUT") and request.get_data():
+                    fake.bodies.append(body_json())
+            if fake.delay:
+                time.sleep(fake.delay)
+            expected = "Basic " + base64.b64encode(f"{fake.merchant_id}:{fake.access_key}".encode()).decode()
+            if not hmac.compare_digest(request.headers.get("Authorization", ""), expected):
+                with fake.lock:
+                    fake.refused_auth += 1
+                return error(200 if fake.unauthorized_as_200 else 401, "Unauthorized", "04001",
+                             "Authentication failed: wrong merchant id or access key")
+            if fake.outage:
+                return error(503, "ERROR", "02101", "Internal Error")
+            if request.method in ("POST", "PUT") and request.get_data() and \
+                    request.headers.get("Content-Type") != "application/json":
+                return bad_request(("Content-Type", "must be application/json"))
+            return None
+
+        @app.get("/v1/checkout/alive")
+        def alive():
+            return answer(200, {"result": result("ACCEPTED", "00000", "Alive")})
+
+        # -- sessions and transactions ---------------------------------------------------------------
+
+        @app.post("/v1/checkout/payments/sessions")
+        def session_create():
+            data = body_json()
+            order = data.get("order") if isinstance(data.get("order"), dict) else {}
+            missing = [(name, "must not be null") for name in ("pointOfSaleReference", "returnURL") if not data.get(name)]
+            if not order.get("reference"):
+                missing.append(("order.reference", "must not be null"))
+            if not amount_ok(order.get("amount")):
+                missing.append(("order.amount", "must be an integer in the smallest currency unit"))
+            if missing:
+                return bad_request(*missing)
+            session_id = fake.open_session(order["reference"], order["amount"], order.get("currency", "EUR"))
+            with fake.lock:
+                fake.sessions[session_id]["request"] = data
+            return answer(201, {"result": result("ACCEPTED", "00000", "Successful"), "sessionId": session_id,
+                                "redirectURL": f"https://homologation-webpayment.payline.com/v2/?token={session_id}"})
+
+        @app.get("/v1/checkout/payments/sessions/<session_id>")
+        def session_get(session_id):
+            with fake.lock:
+                session = fake.sessions.get(session_id)
+                if session is None:
+                    return not_found("session")
+                body = {"result": session["result"], "order": session["order"],
+                        "transactions": list(session["transactions"])}
+            return answer(200, body)
+
+        @app.get("/v1/checkout/transactions/<transaction_id>")
+        def transaction_get(transaction_id):
+            with fake.lock:
+                found = fake.transactions.get(transaction_id)
+                if found is None:
+                    return not_found("transaction")
+                order = fake.sessions[found["session"]]["order"]
+                body = {"result": found["result"], "transaction": found["transaction"], "order": order,
+                        "associatedTransactions": list(found["associated"])}
+            return answer(200, body)
+
+        @app.post("/v1/checkout/transactions/<transaction_id>/<action>")
+        def transaction_action(transaction_id, action):
+            kinds = {"captures": "CAPTURE", "refunds": "REFUND", "cancels": "CANCEL"}
+            if action not in kinds:
+                return not_found("operation")
+            data = body_json()
+            if not amount_ok(data.get("amount")):
+                return bad_request(("amount", "must be an integer in the smallest currency unit"))
+            with fake.lock:
+                found = fake.transactions.get(transaction_id)
+                if found is None:
+                    return not_found("transaction")
+                original = found["transaction"]
+                done = sum(a["amount"] for a in found["associated"] if a["type"] == kinds[action] and a["status"] == "OK")
+                refused = found["result"]["title"] != "ACCEPTED" or done + data["amount"] > original["requestedAmount"]
+                # A refused operation is a transaction too: it shows in the session, with its own result.
+                new = {"id": str(2 * 10**13 + len(fake.transactions)), "date": now(), "type": kinds[action],
+                       "currency": original["currency"], "requestedAmount": data["amount"]}
+                outcome = result("REFUSED", "01913", "The amount exceeds what the transaction allows") if refused \
+                    else result("ACCEPTED")
+                fake.sessions[found["session"]]["transactions"].append(new)
+                fake.transactions[new["id"]] = {"transaction": new, "session": found["session"],
+                                                "result": outcome, "associated": []}
+                found["associated"].append({"id": new["id"], "type": kinds[action], "date": new["date"],
+                                            "amount": data["amount"], "status": "KO" if refused else "OK",
+                                            "originTransactionId": transaction_id})
+            if refused:
+                return answer(422, {"result": outcome})
+            return answer(201, {"result": outcome, "transaction": {"id": new["id"], "date": new["date"],
+                                                                  "type": new["type"]}})
+
+        # -- MX wallets -----------------------------------------------------------------------------
+
+        wallets = "/v1/checkout/merchants/<merchant_id>/mxwallets"
+
+        def wallet_or_error(merchant_id, wallet_id):
+            if merchant_id != fake.merchant_id:
+                return None, error(403, "ERROR", "02303", "This merchant is not yours")
+            wallet = fake.wallets.get(wallet_id)
+            return wallet, (None if wallet else not_found("wallet"))
+
+        def instrument_from(origin, rank: int) -> tuple[dict | None, Response | None]:
+            if not isinstance(origin, dict) or origin.get("origin") != "ExistingTransaction":
+                return None, bad_request(("paymentInstrumentOrigin.origin", "must be ExistingTransaction"))
+            found = fake.transactions.get(origin.get("transactionId"))
+            if found is None or found["result"]["title"] != "ACCEPTED":
+                return None, error(422, "ERROR", "02624", "The transaction cannot give a payment instrument")
+            card = found["transaction"]["paymentInstrumentData"]
+            return {"rank": rank, "category": "CardInstrument", "status": "ACTIVE", "state": "STORED",
+                    "isDefault": rank == 1, "paymentInstrumentType": card["paymentInstrumentType"],
+                    "maskedNumber": card["maskedNumber"], "expirationDate": card["expirationDate"]}, None
+
+        def wallet_body(wallet):
+            return {"result": result("ACCEPTED"), "mxWallet": wallet}
+
+        @app.post(wallets)
+        def wallet_create(merchant_id):
+            data = body_json()
+            if merchant_id != fake.merchant_id:
+                return error(403, "ERROR", "02303", "This merchant is not yours")
+            if not isinstance(data.get("mxWalletId"), str):
+                return bad_request(("mxWalletId", "must not be null"))
+            with fake.lock:
+                if data["mxWalletId"] in fake.wallets:
+                    return error(409, "ERROR", "02502", "A wallet with this identifier already exists")
+                instrument, problem = instrument_from(data.get("paymentInstrumentOrigin"), 1)
+                if problem:
+                    return problem
+                wallet = {"id": data["mxWalletId"], "paymentInstruments": [instrument]}
+                for field in ("holder", "comment"):
+                    if field in data:
+                        wallet[field] = data[field]
+                fake.wallets[wallet["id"]] = wallet
+            return answer(201, wallet_body(wallet))
+
+        @app.route(wallets + "/<wallet_id>", methods=["GET", "PUT"])
+        def wallet(merchant_id, wallet_id):
+            with fake.lock:
+                found, problem = wallet_or_error(merchant_id, wallet_id)
+                if problem:
+                    return problem
+                if request.method == "PUT":
+                    found.update({k: v for k, v in body_json().items() if k in ("holder", "comment")})
+                return answer(200, wallet_body(found))
+
+        @app.put(wallets + "/<wallet_id>/status")
+        def wallet_status(merchant_id, wallet_id):
+            status = body_json().get("status")
+            if status not in ("ACTIVE", "INACTIVE"):
+                return bad_request(("status", "must be ACTIVE or INACTIVE"))
+            with fake.lock:
+                found, problem = wallet_or_error(merchant_id, wallet_id)
+                if problem:
+                    return problem
+                found["status"] = status
+            return answer(200, {"result": result("ACCEPTED"), "status": status})
+
+        @app.route(wallets + "/<wallet_id>/paymentinstruments", methods=["GET", "POST"])
+        def instruments(merchant_id, wallet_id):
+            with fake.lock:
+                found, problem = wallet_or_error(merchant_id, wallet_id)
+                if problem:
+                    return problem
+                listed = found["paymentInstruments"]
+                if request.method == "POST":
+                    instrument, problem = instrument_from(body_json().get("paymentInstrumentOrigin"),
+                                                          max(i["rank"] for i in listed) + 1)
+                    if problem:
+                        return problem
+                    listed.append(instrument)
+                    return answer(201, {"result": result("ACCEPTED"), "paymentInstrument": instrument})
+                listed = list(listed)
+            return paginated(listed, "paymentInstruments")
+
+        def paginated(items: list[dict], name: str) -> Response:
+            try:
+                size = int(request.args.get("size", 10))
+                page = int(request.args.get("page", 0))
+            except ValueError:
+                return bad_request(("size", "must be a number"))
+            if size < 1 or page < 0:
+                return bad_request(("size", "must be positive"))
+            field, _, direction = request.args.get("sort", "rank,asc").partition(",")
+            items = sorted(items, key=lambda i: i.get(field, 0), reverse=direction.lower() == "desc")
+            chunk = items[page * size:(page + 1) * size]
+            start = page * size
+            return answer(200, {"result": result("ACCEPTED"), name: chunk, "count": len(chunk), "startIndex": start,
+                                "endIndex": start + len(chunk) - 1, "recordTotal": len(items)})
+
+        @app.route(wallets + "/<wallet_id>/paymentinstruments/<int:rank>", methods=["GET", "PUT"])
+        def instrument(merchant_id, wallet_id, rank):
+            with fake.lock:
+                found, problem = wallet_or_error(merchant_id, wallet_id)
+                if problem:
+                    return problem
+                listed = found["paymentInstruments"]
+                index = next((n for n, i in enumerate(listed) if i["rank"] == rank), None)
+                if index is None:
+                    return not_found("payment instrument")
+                if request.method == "PUT":
+                    replacement, problem = instrument_from(body_json().get("paymentInstrumentOrigin"), rank)
+                    if problem:
+                        return problem
+                    replacement["isDefault"] = listed[index]["isDefault"]
+                    listed[index] = replacement
+                return answer(200, {"result": result("ACCEPTED"), "paymentInstrument": listed[index]})
+
+        @app.put(wallets + "/<wallet_id>/paymentinstruments/<int:rank>/<what>")
+        def instrument_change(merchant_id, wallet_id, rank, what):
+            status = body_json().get("status")
+            if what == "status" and status not in ("ACTIVE", "INACTIVE"):
+                return bad_request(("status", "must be ACTIVE or INACTIVE"))
+            with fake.lock:
+                found, problem = wallet_or_error(merchant_id, wallet_id)
+                if problem:
+                    return problem
+                target = next((i for i in found["paymentInstruments"] if i["rank"] == rank), None)
+                if target is None or what not in ("status", "default"):
+                    return not_found("payment instrument")
+                if what == "status":
+                    target["status"] = status
+                    return answer(200, {"result": result("ACCEPTED"), "status": status})
+                for other in found["paymentInstruments"]:
+                    other["isDefault"] = other is target
+                return answer(200, {"result": result("ACCEPTED"), "paymentInstrument": target})
+
+        @app.post("/v1/checkout/mxwallets/sessions")
+        def wallet_session_create():
+            data = body_json()
+            missing = [(n, "must not be null") for n in ("pointOfSaleReference", "paymentMethodIDs", "mxWalletId",
+                                                         "returnURL") if not data.get(n)]
+            if missing:
+                return bad_request(*missing)
+            session_id = secrets.token_hex(16)
+            with fake.lock:
+                fake.wallet_sessions[session_id] = data
+            return answer(201, {"result": result("ACCEPTED"), "mxWalletSessionId": session_id,
+                                "redirectURL": f"https://homologation-webpayment.payline.com/v2/?token={session_id}"})
+
+        @app.get("/v1/checkout/mxwallets/sessions/<session_id>")
+        def wallet_session_get(session_id):
+            with fake.lock:
+                data = fake.wallet_sessions.get(session_id)
+                if data is None:
+                    return not_found("session")
+                wallet = fake.wallets.get(data["mxWalletId"], {"id": data["mxWalletId"], "paymentInstruments": []})
+            return answer(200, {"result": result("ACCEPTED"), "mxWallet": wallet})
+
+        # -- payouts --------------------------------------------------------------------------------
+
+        @app.post("/v1/payout/sepatransfers")
+        def sepa_transfer():
+            data = body_json()
+            payee = data.get("payeeBankAccount") if isinstance(data.get("payeeBankAccount"), dict) else {}
+            payer = data.get("payerBankAccount") if isinstance(data.get("payerBankAccount"), dict) else {}
+            missing = [(f"payeeBankAccount.{n}", "must not be null") for n in ("bic", "holderName", "iban")
+                       if not payee.get(n)]
+            if not payer.get("paymentMethodId"):
+                missing.append(("payerBankAccount.paymentMethodId", "must not be null"))
+            if not amount_ok(data.get("amount")) or data.get("amount") == 0:
+                missing.append(("amount", "must be a positive integer in the smallest currency unit"))
+            if missing:
+                return bad_request(*missing)
+            transaction = {
+                "id": str(3 * 10**13 + len(fake.payouts)), "date": now(), "type": "TRANSFER",
+                "amount": data["amount"], "currency": data.get("currency"), "comment": data.get("comment", ""),
+                "usedBankAccounts": {
+                    "payerBankAccount": {"bic": "MONEXTFR", "maskedIban": "FR76XXXXXXXXXXXXXXXXXXXXX01"},
+                    "payeeBankAccount": {"bic": payee["bic"], "holderName": payee["holderName"],
+                                         "maskedIban": payee["iban"][:4] + "X" * (len(payee["iban"]) - 6) +
+                                         payee["iban"][-2:]},
+                },
+            }
+            with fake.lock:
+                fake.payouts[transaction["id"]] = transaction
+            return answer(201, {"result": result("INPROGRESS", "02500", "Transfer in progress"),
+                                "transaction": transaction})
+
+        @app.get("/v1/payout/transactions/<transaction_id>")
+        def payout_get(transaction_id):
+            with fake.lock:
+                transaction = fake.payouts.get(transaction_id)
+            if transaction is None:
+                return not_found("transaction")
+            return answer(200, {"result": result("ACCEPTED", "00000", "Transfer done"), "transaction": transaction})
+
+        return app
