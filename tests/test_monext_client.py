@@ -3,6 +3,8 @@ sessions, transactions, MX wallets, payouts and pagination."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import pytest
 
 from hookhub import ProviderAPIError, ProviderAuthError, ProviderNotFound, ProviderUnavailable, ValidationError
@@ -79,6 +81,27 @@ def test_schema_names_and_java_patterns():
         "email": "john.doe@mail.com", "firstName": "John"}
     with pytest.raises(ValidationError, match="given twice"):
         spec.prepare(person, {"firstName": "John", "first_name": "Jack"})
+    for address in ("jöhn@mail.com", "张伟@mail.com", "john@mail"):  # Java's \w is ASCII; whole value
+        with pytest.raises(ValidationError):
+            spec.prepare(person, {"email": address})
+    # CardManualEntry requires a "type" it never declares: accepted as given, and still required.
+    card = spec.resolve("#/components/schemas/CardManualEntry")
+    assert spec.prepare(card, {"type": "CB", "encrypted_data": "eyJ..."}) == {"type": "CB", "encryptedData": "eyJ..."}
+    with pytest.raises(ValidationError, match="required"):
+        spec.prepare(card, {"encrypted_data": "eyJ..."})
+
+
+def test_naive_times_are_utc_and_acronyms_may_be_split():
+    spec = Spec.load("CheckoutAPI.json")
+    dated = {"type": "string", "format": "date-time"}
+    assert spec.prepare(dated, datetime(2024, 1, 1, 12, 0)) == "2024-01-01T12:00:00Z"
+    assert spec.prepare(dated, datetime(2024, 1, 1, 12, 0, tzinfo=timezone(timedelta(hours=2)))) == \
+        "2024-01-01T10:00:00Z"
+    shape = {"type": "object", "properties": {"threeDSMethodNotificationURL": {"type": "string"},
+                                              "paymentMethodIDs": {"type": "array"}}}
+    assert spec.prepare(shape, {"three_ds_method_notification_url": "u", "payment_method_ids": []}) == {
+        "threeDSMethodNotificationURL": "u", "paymentMethodIDs": []}
+    assert spec.prepare(shape, {"three_dsmethod_notification_url": "u"}) == {"threeDSMethodNotificationURL": "u"}
 
 
 def test_wrong_credentials_are_an_auth_error_with_monext_code(monext):
@@ -169,6 +192,10 @@ def test_path_values_are_escaped(api, monext):
     with pytest.raises(ProviderNotFound):
         api.get_session("a/../../v1/payout/transactions/1")
     assert monext.requests == [("GET", "/v1/checkout/payments/sessions/a%2F..%2F..%2Fv1%2Fpayout%2Ftransactions%2F1")]
+    for dots in (".", ".."):  # escaping leaves dot segments, which URLs resolve to the parent path
+        with pytest.raises(ValidationError):
+            api.get_session(dots)
+    assert len(monext.requests) == 1
 
 
 def test_mx_wallet_lifecycle(api, monext, paid):
@@ -237,6 +264,12 @@ def test_pagination_pages_and_iterator(api, monext, paid):
     monext.requests.clear()
     assert len(list(api.iterate(path, size=7))) == 7
     assert len(monext.requests) == 1  # recordTotal reached: no empty page asked for
+
+    monext.max_page_size = 2  # fewer per page than asked for: the walk goes on to recordTotal
+    assert [i["rank"] for i in api.iterate(path, size=3)] == [1, 2, 3, 4, 5, 6, 7]
+    monext.broken_paging = True  # the same full page whatever page is asked, and no totals
+    with pytest.raises(ProviderUnavailable, match="repeats"):
+        list(api.iterate(path, size=2))
     with pytest.raises(ValidationError):
         api.list_page(path, sort="rank; DROP TABLE")
     with pytest.raises(ValidationError):

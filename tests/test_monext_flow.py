@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from urllib.parse import parse_qs, urlsplit
@@ -53,12 +54,12 @@ def test_notification_reads_token_from_query_form_or_json(app, client, monext, r
     assert [e.order_id for e in recorder.events] == ["order-2002"]
 
 
-@pytest.mark.parametrize("name", ["paylinetoken", "monext_session_id"])
-def test_return_with_either_parameter_redirects_by_outcome(app, client, monext, recorder, name):
+@pytest.mark.parametrize("query", ["paylinetoken={}", "monext_session_id={}", "paylinetoken=&monext_session_id={}"])
+def test_return_with_either_parameter_redirects_by_outcome(app, client, monext, recorder, query):
     session_id = monext.open_session("order-2003", 4200)
     monext.settle(session_id, "ACCEPTED")
 
-    path, result = redirect_of(client.get(f"/return/monext?{name}={session_id}"))
+    path, result = redirect_of(client.get("/return/monext?" + query.format(session_id)))
 
     assert (path, result["status"], result["order_id"], result["provider"]) == (
         "/result/success", "approved", "order-2003", "monext")
@@ -101,6 +102,37 @@ def test_every_result_title(app, client, monext, recorder, title, page, event_ty
     assert (event.order_id, event.amount, event.currency) == (f"order-{title}", 300, "EUR")
     if title in ("INPROGRESS", "CANCELLED"):  # no transaction yet: the session names the payment
         assert event.transaction_id == session_id
+
+
+def test_empty_authorized_amount_means_the_requested_one(make_app, recorder, monext):
+    class Prices:
+        @hookimpl
+        def hookhub_expected_payment(self, provider, order_id):
+            return (5000, "EUR")
+
+    app = make_app(plugins=[recorder, Prices()])
+    session_id = monext.open_session("order-3001", 5000)
+    monext.settle(session_id, "ACCEPTED", authorizedAmount=None)  # "empty if equal to the requested amount"
+    assert app.test_client().get(f"/hooks/monext?token={session_id}").status_code == 200
+    drain(app)
+    assert [(e.type, e.amount) for e in recorder.events] == [("payment.approved", 5000)]
+
+
+def test_a_capture_is_not_the_payment(make_app, recorder, monext):
+    class Prices:
+        @hookimpl
+        def hookhub_expected_payment(self, provider, order_id):
+            return (5000, "EUR")
+
+    app = make_app(plugins=[recorder, Prices()])
+    session_id = monext.open_session("order-3002", 5000)
+    authorization = monext.settle(session_id, "ACCEPTED", transaction_type="AUTHORIZATION")
+    with app.app_context():
+        provider_client("monext").capture(authorization, 3000)  # a partial capture before any notification
+    assert app.test_client().get(f"/hooks/monext?token={session_id}").status_code == 200
+    drain(app)
+    assert [(e.type, e.amount, e.transaction_id) for e in recorder.events] == [
+        ("payment.approved", 5000, authorization)]
 
 
 def test_pending_session_is_rechecked_until_final(app, client, monext, recorder):
@@ -193,7 +225,9 @@ def test_200_unauthorized_never_becomes_a_state(make_app, recorder, monext):
     drain(app)
     assert recorder.events == [] and monext.refused_auth >= 2
     stored = json.dumps(hub_of(app).store.list_calls(), default=str) + response.get_data(as_text=True)
-    assert "revoked-access-key-0000" not in stored
+    basic = base64.b64encode(f"{monext.merchant_id}:revoked-access-key-0000".encode()).decode()
+    assert "revoked-access-key-0000" not in stored and basic not in stored
+    assert basic in hub_of(app).secrets  # what the log filter and stored payloads are scrubbed of
 
 
 def test_provider_outage_is_503_for_notifications(app, client, monext, recorder):
@@ -225,6 +259,8 @@ def test_unreadable_session_answer_creates_nothing(app, client, monext, recorder
     ("/hooks/monext?token=%3Cscript%3E", "malformed_reference"),
     ("/return/monext", "missing_paylinetoken"),
     ("/return/monext?paylinetoken=a&monext_session_id=b", "ambiguous_session"),
+    ("/return/monext?paylinetoken=&monext_session_id=", "missing_paylinetoken"),
+    ("/hooks/monext?token=..", "invalid_reference"),
 ])
 def test_bad_calls_are_400_recorded_and_never_fetched(app, client, monext, recorder, request_path, code):
     response = client.get(request_path)

@@ -123,6 +123,8 @@ class MonextClient(ApiClient):
             text = str(value)
             if not text or len(text) > MAX_PATH_ID_LENGTH:
                 raise ValidationError(name, f"must be 1 to {MAX_PATH_ID_LENGTH} characters long")
+            if text in (".", ".."):  # dot segments survive escaping, and URLs resolve them away
+                raise ValidationError(name, "cannot be . or ..")
             path = path.replace("{" + name + "}", quote(text, safe=""))
         schema = spec.body_schema(method, template)
         if schema is None:
@@ -288,14 +290,33 @@ class MonextClient(ApiClient):
 
     def iterate(self, path: str, *, size: int = 50, sort: str | None = None, items: str | None = None,
                 first_page: int = 0, **filters: str | int) -> Iterator[dict[str, Any]]:
-        """Every item of the collection at ``path``, page after page, until ``recordTotal`` is reached."""
-        page, seen = first_page, 0
+        """Every item of the collection at ``path`` from ``first_page`` on, page after page.
+
+        It stops at ``recordTotal`` (Monext may serve fewer items per page than ``size`` asked for,
+        so a short page alone does not end the walk), at an empty page, or, when the answer gives
+        no ``recordTotal``, at a short page. A page that does not move forward raises
+        ``ProviderUnavailable`` rather than yield the same items again.
+        """
+        page, previous, seen = first_page, None, 0
         while True:
             current = self.list_page(path, page=page, size=size, sort=sort, items=items, **filters)
+            if previous is not None and (current.items == previous.items or (
+                    current.start_index is not None and current.start_index == previous.start_index)):
+                raise ProviderUnavailable(self.provider, f"GET {path}: page {page} repeats page {page - 1}")
             yield from current.items
             seen += len(current.items)
-            if not current.items or len(current.items) < size:
+            if not current.items:
                 return
-            if current.record_total is not None and seen >= current.record_total - first_page * size:
+            total = current.record_total
+            if total is None:
+                if len(current.items) < size:
+                    return
+            elif current.end_index is not None:
+                if current.end_index + 1 >= total:
+                    return
+            elif current.start_index is not None:
+                if current.start_index + len(current.items) >= total:
+                    return
+            elif first_page * size + seen >= total:
                 return
-            page += 1
+            page, previous = page + 1, current

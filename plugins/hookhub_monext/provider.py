@@ -34,6 +34,11 @@ TITLE_STATUS = {
 }
 # An accepted operation of these types changes what the accepted payment is.
 ACCEPTED_ACTION_STATUS = {"REFUND": "refunded", "CANCEL": "canceled"}
+# Transactions that are the payment itself; a capture only settles one of these.
+PAYMENT_TYPES = frozenset({
+    "AUTHORIZATION", "AUTHORIZATION_AND_CAPTURE", "REAUTHORIZATION", "REAUTHORIZATION_AND_CAPTURE",
+    "AUTHORIZATION_AND_CAPTURE_COMPLEMENT", "DEBIT", "ORDER",
+})
 
 MAX_SESSION_ID_LENGTH = 50  # SessionResponse.sessionId
 RETURN_PARAMETERS = ("paylinetoken", "monext_session_id")
@@ -60,10 +65,20 @@ def _latest(transactions: list[dict[str, Any]]) -> dict[str, Any] | None:
     return transactions[-1]
 
 
-def _amount(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{what} must be an int in minor units, not {value!r}")
-    return value
+def _is_amount(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _amount(transaction: dict[str, Any] | None, order: dict[str, Any]) -> int:
+    """What the transaction is for: ``authorizedAmount``, which Monext leaves empty (absent or null)
+    when it equals ``requestedAmount``, else ``requestedAmount``, else the order's amount."""
+    for value in ((transaction or {}).get("authorizedAmount"), (transaction or {}).get("requestedAmount"),
+                  order.get("amount")):
+        if value is not None:
+            if not _is_amount(value):
+                raise ValueError(f"amounts must be ints in minor units, not {value!r}")
+            return value
+    raise ValueError("the session names no amount")
 
 
 def _always(transaction: dict[str, Any]) -> bool:
@@ -75,7 +90,8 @@ def session_state(session_id: str, answer: dict[str, Any], *,
     """The payment state a ``GET /v1/checkout/payments/sessions/{id}`` answer describes.
 
     A session's transactions carry no result of their own, so a REFUND or CANCEL among them only
-    changes the payment when ``action_accepted`` confirms it; a refused one is passed over.
+    changes an accepted payment when ``action_accepted`` confirms it; a refused one is passed over.
+    The latest accepted refund or cancel wins over earlier ones.
     Raises ``ValueError``/``KeyError``/``TypeError`` for an answer that cannot be read; the caller
     treats that as the provider being unable to answer now.
     """
@@ -88,22 +104,26 @@ def session_state(session_id: str, answer: dict[str, Any], *,
     if not isinstance(reference, str) or not reference:
         raise ValueError("order.reference is missing")
     transactions = [t for t in answer.get("transactions") or [] if isinstance(t, dict)]
-    latest = _latest(transactions)
-    while status == "approved" and latest is not None and latest.get("type") in ACCEPTED_ACTION_STATUS:
-        if action_accepted(latest):
-            status = ACCEPTED_ACTION_STATUS[latest["type"]]
-            break
-        transactions = [t for t in transactions if t is not latest]
-        latest = _latest(transactions)
-    if latest is not None and latest.get("id"):
-        transaction_id = str(latest["id"])
-        raw_amount = latest.get("authorizedAmount", latest.get("requestedAmount", order.get("amount")))
-        currency = latest.get("currency") or order["currency"]
-        occurred_at = _parse_date(latest.get("date"))
-    else:
-        transaction_id, raw_amount, currency, occurred_at = session_id, order.get("amount"), order["currency"], None
+    # The event names the transaction that made the state: an accepted refund or cancel, else the
+    # payment itself (never a capture of it, whose amount may be partial).
+    subject = None
+    if status == "approved":
+        actions = [t for t in transactions if t.get("type") in ACCEPTED_ACTION_STATUS]
+        while actions and subject is None:
+            latest = _latest(actions)
+            assert latest is not None
+            if action_accepted(latest):
+                subject, status = latest, ACCEPTED_ACTION_STATUS[latest["type"]]
+            actions = [t for t in actions if t is not latest]
+    if subject is None:
+        subject = _latest([t for t in transactions if t.get("type") in PAYMENT_TYPES])
+    if subject is not None and subject.get("id"):
+        transaction_id, occurred_at = str(subject["id"]), _parse_date(subject.get("date"))
+        currency = subject.get("currency") or order["currency"]
+    else:  # no payment transaction yet (the buyer has not paid, or gave up first)
+        subject, transaction_id, occurred_at, currency = None, session_id, None, order["currency"]
     return TransactionState(status=status, transaction_id=transaction_id, order_id=reference,
-                            amount=_amount(raw_amount, "amount"), currency=str(currency), raw=answer,
+                            amount=_amount(subject, order), currency=str(currency), raw=answer,
                             occurred_at=occurred_at, key=session_id)
 
 
@@ -145,7 +165,7 @@ class Monext(Provider):
 
     def read_return(self, call: InboundCall) -> Trigger:
         """``paylinetoken`` or ``monext_session_id``; naming two different sessions is refused."""
-        values = {v for name in RETURN_PARAMETERS for v in call.query.get(name, [])}
+        values = {v for name in RETURN_PARAMETERS for v in call.query.get(name, []) if v}
         if len(values) > 1:
             raise InvalidRequest("the return names more than one session", code="ambiguous_session")
         return Trigger(_session_id(next(iter(values), None), "paylinetoken"))

@@ -6,6 +6,7 @@ request value through the operation's schema and gives back what is to be sent:
 
 * keys may be written in snake_case (``return_url``) or exactly as Monext spells them
   (``returnURL``); both become Monext's name;
+* patterns are matched as Monext's Java server matches them: the whole value, ASCII classes;
 * required fields, types, enums, lengths, patterns, numeric bounds and list sizes are checked;
 * a key the schema does not declare is refused: a misspelt optional field such as
   ``notification_url`` would otherwise be dropped silently by the provider;
@@ -28,7 +29,7 @@ from typing import Any
 from hookhub import ValidationError
 
 _CAMEL_BOUNDARY = re.compile(r"([a-z0-9])([A-Z])")
-_NUMERIC_LIMITS = ("minimum", "maximum")
+_ACRONYM_BOUNDARY = re.compile(r"([A-Z]+)([A-Z][a-z])")
 
 
 def snake_case(name: str) -> str:
@@ -36,16 +37,23 @@ def snake_case(name: str) -> str:
     return _CAMEL_BOUNDARY.sub(r"\1_\2", name).lower()
 
 
+def snake_cases(name: str) -> set[str]:
+    """Every snake_case spelling accepted for ``name``: an acronym inside a name may be split off
+    (``threeDSMethodNotificationURL`` -> ``three_ds_method_notification_url``) or not."""
+    return {snake_case(name), snake_case(_ACRONYM_BOUNDARY.sub(r"\1_\2", name))}
+
+
 @functools.lru_cache(maxsize=None)
 def _pattern(pattern: str) -> re.Pattern[str] | None:
     """Compile a schema pattern; None for one Python cannot read.
 
     Monext's schemas come from Java annotations, where ``[\\w-\\.]`` is a class holding ``-``
-    literally; Python reads it as a bad range, so the hyphen is escaped first.
+    literally; Python reads it as a bad range, so the hyphen is escaped first. Java's ``\\w`` and
+    ``\\d`` are ASCII only, hence ``re.ASCII``.
     """
     for candidate in (pattern, re.sub(r"(\\[wdsWDS])-", r"\1\\-", pattern)):
         try:
-            return re.compile(candidate)
+            return re.compile(candidate, re.ASCII)
         except re.error:
             continue
     return None
@@ -126,6 +134,8 @@ class Spec:
         """``value`` made ready to send under ``schema``, or ``ValidationError`` naming the field."""
         parts = self._parts(schema)
         if isinstance(value, datetime) and any(p.get("format") == "date-time" for p in parts):
+            if value.tzinfo is None:  # never the host's zone: a naive time is taken as UTC
+                value = value.replace(tzinfo=timezone.utc)
             value = value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         for part in parts:
             self._check_scalar(part, value, field)
@@ -188,7 +198,9 @@ class Spec:
                     properties.setdefault(name, [{"type": "string"}])
         if extra is not None or open_object:
             extra = extra if extra is not None else True
-        by_snake = {snake_case(name): name for name in properties}
+        for name in required:  # some schemas require a key they never declare: accept it as it is
+            properties.setdefault(name, [])
+        by_snake = {alias: name for name in properties for alias in snake_cases(name)}
         prepared: dict[str, Any] = {}
         for key, item in value.items():
             if not isinstance(key, str):

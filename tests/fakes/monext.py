@@ -65,6 +65,8 @@ class FakeMonext:
             self.requests: list[tuple[str, str]] = []
             self.bodies: list[dict] = []
             self.refused_auth = 0
+            self.max_page_size = 100  # Monext may serve fewer items per page than asked for
+            self.broken_paging = False  # a server that ignores page and gives no totals
             self.unauthorized_as_200 = False
             self.outage = False
             self.delay = 0.0
@@ -88,7 +90,7 @@ class FakeMonext:
         return session_id
 
     def settle(self, session_id: str, title: str, *, transaction_type: str = "AUTHORIZATION_AND_CAPTURE",
-               amount: int | None = None, with_transaction: bool = True) -> str | None:
+               amount: int | None = None, with_transaction: bool = True, **extra) -> str | None:
         """The buyer paid, was refused, gave up...: the session gets ``title`` and maybe a transaction."""
         with self.lock:
             session = self.sessions[session_id]
@@ -104,6 +106,7 @@ class FakeMonext:
                 "paymentInstrumentData": {"usedPaymentInstrument": "UsedCard",
                                           "paymentInstrumentType": {"code": "CB", "name": "CB"},
                                           "maskedNumber": "497010XXXXXX0055", "expirationDate": "1230"},
+                **extra,
             }
             session["transactions"].append(transaction)
             self.transactions[transaction["id"]] = {"transaction": transaction, "session": session_id,
@@ -329,8 +332,11 @@ class FakeMonext:
                 return bad_request(("size", "must be a number"))
             if size < 1 or page < 0:
                 return bad_request(("size", "must be positive"))
+            size = min(size, fake.max_page_size)
             field, _, direction = request.args.get("sort", "rank,asc").partition(",")
             items = sorted(items, key=lambda i: i.get(field, 0), reverse=direction.lower() == "desc")
+            if fake.broken_paging:
+                return answer(200, {"result": result("ACCEPTED"), name: items[:size]})
             chunk = items[page * size:(page + 1) * size]
             start = page * size
             return answer(200, {"result": result("ACCEPTED"), name: chunk, "count": len(chunk), "startIndex": start,
