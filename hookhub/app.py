@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask
 
-from . import config, web
+from . import cli, config, web
 from .hub import Hub
 
 
@@ -27,6 +27,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, plugins: Iterabl
     hub = Hub(app.config, plugins)
     app.extensions["hookhub"] = hub
     web.init_app(app)
+    app.cli.add_command(cli.cli)
     if app.config["HOOKHUB_SCHEDULER"]:
         hub.scheduler.ensure_started()
         # gunicorn --preload forks after this point; the thread must then start in each worker.

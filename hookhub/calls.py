@@ -53,6 +53,7 @@ class InboundCall:
     received_at: datetime
     public_url: str | None = None
     id: int | None = None
+    replay_of: int | None = None  # set when an operator re-runs a recorded call: its id
 
     @functools.cached_property
     def query(self) -> dict[str, list[str]]:

@@ -30,6 +30,8 @@ DEFAULTS: dict[str, Any] = {
     "HOOKHUB_STORE_TIMEOUT": 5.0,
     "HOOKHUB_RESULT_MAX_AGE": 3600,
     "HOOKHUB_DELIVERY_MAX_ATTEMPTS": 10,
+    "HOOKHUB_HANDLER_TIMEOUT": 30.0,  # seconds one delivery attempt may take
+    "HOOKHUB_LEASE_SECONDS": 300.0,  # how long a claimed job is its process's before it counts as abandoned
     "HOOKHUB_VERIFY_MAX_ATTEMPTS": 20,
     "HOOKHUB_RETRY_BASE_SECONDS": 2.0,
     "HOOKHUB_RETRY_MAX_SECONDS": 900.0,
@@ -43,6 +45,8 @@ _TYPES: dict[str, type] = {
     "HOOKHUB_STORE_TIMEOUT": float,
     "HOOKHUB_RESULT_MAX_AGE": int,
     "HOOKHUB_DELIVERY_MAX_ATTEMPTS": int,
+    "HOOKHUB_HANDLER_TIMEOUT": float,
+    "HOOKHUB_LEASE_SECONDS": float,
     "HOOKHUB_VERIFY_MAX_ATTEMPTS": int,
     "HOOKHUB_RETRY_BASE_SECONDS": float,
     "HOOKHUB_RETRY_MAX_SECONDS": float,

@@ -21,7 +21,6 @@ from .store import Store
 
 log = logging.getLogger("hookhub")
 
-LEASE_SECONDS = 300.0  # how long a claimed job is another process's before it counts as abandoned
 ROUND_LIMIT = 100  # jobs per round of background work, so a backlog never starves the loop's checks
 
 _live_hubs: weakref.WeakSet[Hub] = weakref.WeakSet()
@@ -69,8 +68,10 @@ class Hub:
                                config[attempts_key])
 
         self.scheduler = Scheduler(self.run_due_work, config["HOOKHUB_SCHEDULER_INTERVAL"])
+        # A lease must outlast the longest attempt, or a slow handler's job would be claimed twice.
+        self.lease = max(config["HOOKHUB_LEASE_SECONDS"], config["HOOKHUB_HANDLER_TIMEOUT"] * 2)
         self.deliverer = Deliverer(self.store, self.handlers, policy("HOOKHUB_DELIVERY_MAX_ATTEMPTS"),
-                                   self.secrets, lease=LEASE_SECONDS)
+                                   self.secrets, lease=self.lease, timeout=config["HOOKHUB_HANDLER_TIMEOUT"])
         self.pipeline = Pipeline(self.store, self.registry, self.hooks, list(self.handlers),
                                  policy("HOOKHUB_VERIFY_MAX_ATTEMPTS"), self.secrets,
                                  on_new_work=self.scheduler.wake)
@@ -88,7 +89,7 @@ class Hub:
         done = 0
         providers = list(self.registry.enabled)
         while done < ROUND_LIMIT:
-            job = self.store.claim_verification(providers, lease=LEASE_SECONDS)
+            job = self.store.claim_verification(providers, lease=self.lease)
             if job is None:
                 break
             self.pipeline.run_verification(job)

@@ -10,7 +10,8 @@ import dataclasses
 import enum
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from . import redact
 from .calls import InboundCall, Reply, Trigger
@@ -145,11 +146,26 @@ class Pipeline:
             return Handled(303, outcome, provider.name, status="pending")
 
         reply = provider.acknowledge(call) if call.route == "callback" else None
-        handled = self._reconcile(provider, fetched, source=call.route, call=call,
+        source = "replay" if call.replay_of is not None else call.route
+        handled = self._reconcile(provider, fetched, source=source, call=call,
                                   http_status=reply.status if reply else 303, reference=trigger.reference)
         if handled.status == "pending":  # not final yet: keep asking until it is
             self._defer(provider, trigger, call)
         return dataclasses.replace(handled, reply=reply)
+
+    def rerun(self, stored: Mapping[str, Any], *, public_url: str | None) -> Handled:
+        """Run a recorded inbound call through verification again, as a new call of source ``replay``.
+
+        Credential headers were redacted when the call was recorded, so a call whose verification
+        needs them (a signed callback) is refused again as unsigned; everything else is re-checked
+        with the provider exactly as the first time.
+        """
+        call = InboundCall(
+            provider=stored["provider"], route=stored["route"], method=stored["method"], path=stored["path"],
+            query_string=stored["query_string"], headers=dict(stored["headers"]), body=bytes(stored["body"]),
+            peer=f"replay of call {stored['id']}", received_at=utcnow(), public_url=public_url,
+            replay_of=stored["id"])
+        return self.handle(call)
 
     def refuse(self, call: InboundCall, error: InvalidRequest) -> Handled:
         """Record a call the web layer already knows it refuses (an oversized body, say)."""

@@ -26,6 +26,7 @@ from ..events import Event
 from ..states import TransactionState
 from . import schema
 from .engine import WRITE, make_engine
+from .listing import Listing, event_from_row
 
 
 def utcnow() -> datetime:
@@ -69,14 +70,6 @@ def _record_from_row(row: Any) -> TransactionRecord:
                              row.amount, row.currency, row.last_event_id)
 
 
-def _event_from_row(row: Any) -> Event:
-    return Event(
-        id=row.id, type=row.type, provider=row.provider, order_id=row.order_id,
-        transaction_id=row.transaction_id, amount=row.amount, currency=row.currency, source=row.source,
-        occurred_at=row.occurred_at, received_at=row.received_at, raw=row.raw, expected=row.expected,
-    )
-
-
 class Locked:
     """One transaction's row, locked until the surrounding ``Store.locked`` block ends."""
 
@@ -98,7 +91,7 @@ class Locked:
         row = self._conn.execute(
             select(schema.events).where(schema.events.c.id == self.current.last_event_id)
         ).first()
-        return _event_from_row(row) if row else None
+        return event_from_row(row) if row else None
 
     def add_event(self, state: TransactionState, *, source: str, inbound_call_id: int | None,
                   received_at: datetime, handlers: Sequence[str], expected: dict | None = None) -> Event:
@@ -169,7 +162,7 @@ class ProviderMemo:
                 value=value, updated_at=now))
 
 
-class Store:
+class Store(Listing):
     def __init__(self, url: str, *, timeout: float = 5.0):
         self.engine = make_engine(url, timeout=timeout)
         self.dialect = self.engine.dialect.name
@@ -234,14 +227,6 @@ class Store:
             row = conn.execute(select(schema.inbound_calls).where(schema.inbound_calls.c.id == call_id)).first()
         return row._asdict() if row else None
 
-    def list_calls(self, *, provider: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        c = schema.inbound_calls
-        query = select(c).order_by(c.c.id.desc()).limit(limit)
-        if provider:
-            query = query.where(c.c.provider == provider)
-        with self._read() as conn:
-            return [row._asdict() for row in conn.execute(query)]
-
     # -- transactions and events -----------------------------------------------------------------
 
     @contextmanager
@@ -268,18 +253,7 @@ class Store:
     def get_event(self, event_id: str) -> Event | None:
         with self._read() as conn:
             row = conn.execute(select(schema.events).where(schema.events.c.id == event_id)).first()
-        return _event_from_row(row) if row else None
-
-    def list_events(self, *, provider: str | None = None, type: str | None = None,
-                    limit: int = 100) -> list[Event]:
-        e = schema.events
-        query = select(e).order_by(e.c.received_at, e.c.id).limit(limit)
-        if provider:
-            query = query.where(e.c.provider == provider)
-        if type:
-            query = query.where(e.c.type == type)
-        with self._read() as conn:
-            return [_event_from_row(row) for row in conn.execute(query)]
+        return event_from_row(row) if row else None
 
     # -- deliveries ------------------------------------------------------------------------------
 
@@ -298,7 +272,7 @@ class Store:
                 return None
             row, owner = claimed
             event = conn.execute(select(schema.events).where(schema.events.c.id == row.event_id)).one()
-        return DeliveryJob(row.id, owner, row.handler, row.attempts + 1, _event_from_row(event))
+        return DeliveryJob(row.id, owner, row.handler, row.attempts + 1, event_from_row(event))
 
     def _claim_one(self, conn: Connection, table: Any, condition: Any, *, lease: float) -> tuple[Any, str] | None:
         """Lease the most overdue pending row of ``table`` matching ``condition``: (row, lease owner)."""
@@ -333,16 +307,6 @@ class Store:
             result = conn.execute(update(table).where(table.c.id == job_id, table.c.lease_owner == lease).values(
                 lease_until=None, lease_owner=None, updated_at=utcnow(), **values))
         return result.rowcount == 1
-
-    def list_deliveries(self, *, event_id: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
-        d = schema.deliveries
-        query = select(d).order_by(d.c.id)
-        if event_id:
-            query = query.where(d.c.event_id == event_id)
-        if status:
-            query = query.where(d.c.status == status)
-        with self._read() as conn:
-            return [row._asdict() for row in conn.execute(query)]
 
     # -- deferred verifications ------------------------------------------------------------------
 
@@ -394,8 +358,3 @@ class Store:
         if retry_at is None:
             return self._settle(schema.verifications, job.id, job.lease, status="gave_up", last_error=error)
         return self._settle(schema.verifications, job.id, job.lease, next_attempt_at=retry_at, last_error=error)
-
-    def list_verifications(self) -> list[dict[str, Any]]:
-        with self._read() as conn:
-            rows = conn.execute(select(schema.verifications).order_by(schema.verifications.c.id))
-            return [row._asdict() for row in rows]

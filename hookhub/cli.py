@@ -1,0 +1,223 @@
+"""Operator commands: ``hookhub ...`` on its own, or ``flask --app wsgi hookhub ...``.
+
+Both read the same configuration as the server (``HOOKHUB_*`` variables, the instance config file),
+so they look at the same store. Output is one line per record, or JSON with ``--json``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import click
+from flask import current_app
+from flask.cli import AppGroup, ScriptInfo
+
+from . import jsonutil
+from .hub import Hub
+from .store import utcnow
+
+cli = AppGroup("hookhub", help="Look at and act on what hookhub received and delivered.")
+events = AppGroup("events", help="Normalized events and replaying them to handlers.")
+deliveries = AppGroup("deliveries", help="Deliveries of events to handlers, and the dead letters.")
+calls = AppGroup("calls", help="Inbound calls exactly as received (secrets redacted).")
+cli.add_command(events)
+cli.add_command(deliveries)
+cli.add_command(calls)
+
+
+class When(click.ParamType):
+    """An ISO 8601 time (UTC unless it says otherwise), or a duration back from now: 30m, 2h, 7d."""
+
+    name = "time"
+    _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        text = str(value).strip()
+        if text[:-1].isdigit() and text[-1:] in self._UNITS:
+            return utcnow() - timedelta(seconds=int(text[:-1]) * self._UNITS[text[-1]])
+        try:
+            moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+        except ValueError:
+            self.fail(f"{value!r} is neither an ISO 8601 time nor a duration such as 30m, 2h or 7d", param, ctx)
+        return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+
+
+SINCE = click.option("--since", type=When(), help="Only since this time (ISO 8601, or 30m / 2h / 7d ago).")
+LIMIT = click.option("--limit", type=click.IntRange(1), default=50, show_default=True, help="At most this many.")
+AS_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of one line per record.")
+
+
+def _hub() -> Hub:
+    return Hub.of(current_app)
+
+
+def _print_json(value: Any) -> None:
+    click.echo(json.dumps(jsonutil.to_plain(value), indent=2, default=str, ensure_ascii=False))
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
+# -- events ----------------------------------------------------------------------------------------
+
+
+@events.command("list")
+@click.option("--provider", help="Only this provider's events.")
+@click.option("--type", "type_", metavar="TYPE", help="Only events of this type, e.g. payment.approved.")
+@click.option("--order", help="Only events of this order id.")
+@SINCE
+@LIMIT
+@AS_JSON
+def events_list(provider: str | None, type_: str | None, order: str | None, since: datetime | None, limit: int,
+                as_json: bool) -> None:
+    """List events, oldest first."""
+    found = _hub().store.list_events(provider=provider, type=type_, order_id=order, since=since, limit=limit)
+    if as_json:
+        _print_json([e.to_dict() for e in found])
+        return
+    for e in found:
+        click.echo(f"{e.id}  {_when(e.received_at)}  {e.provider:<8} {e.type:<17} order={e.order_id} "
+                   f"amount={e.amount} {e.currency} source={e.source}")
+
+
+@events.command("show")
+@click.argument("event_id")
+def events_show(event_id: str) -> None:
+    """Show one event with its deliveries."""
+    store = _hub().store
+    event = store.get_event(event_id)
+    if event is None:
+        raise click.ClickException(f"no event {event_id}")
+    _print_json({"event": event.to_dict(), "deliveries": store.list_deliveries(event_id=event_id)})
+
+
+@events.command("replay")
+@click.argument("event_ids", nargs=-1)
+@click.option("--failed", is_flag=True, help="Every failed delivery: dead letters and those awaiting a retry.")
+@SINCE
+@click.option("--handler", help="Only this handler (its plugin name).")
+@click.option("--schedule-only", is_flag=True,
+              help="Only make the deliveries due; the running servers deliver them. By default they are "
+                   "delivered here and now.")
+def events_replay(event_ids: tuple[str, ...], failed: bool, since: datetime | None, handler: str | None,
+                  schedule_only: bool) -> None:
+    """Deliver events to their handlers again (same event id, fresh attempts).
+
+    Name events by id, or use --failed or --since.
+    """
+    hub = _hub()
+    if not (event_ids or failed or since):
+        raise click.UsageError("name event ids, or use --failed or --since")
+    missing = [i for i in event_ids if hub.store.get_event(i) is None]
+    if missing:
+        raise click.ClickException(f"no such event: {', '.join(missing)}")
+    if handler and handler not in hub.handlers:
+        raise click.ClickException(f"no handler {handler!r}; handlers: {', '.join(hub.handlers) or 'none'}")
+    replayed = hub.store.replay(event_ids=event_ids, failed=failed, since=since, handler=handler, now=utcnow())
+    click.echo(f"{len(replayed)} deliveries due again")
+    if schedule_only or not replayed:
+        return
+    while hub.deliverer.run_one():
+        pass
+    states = {d["id"]: d["status"] for d in hub.store.list_deliveries() if d["id"] in set(replayed)}
+    done = sum(1 for i in replayed if states.get(i) == "done")
+    click.echo(f"{done} delivered, {len(replayed) - done} failed again (see `hookhub deliveries list`)")
+
+
+# -- deliveries ------------------------------------------------------------------------------------
+
+
+def _echo_deliveries(rows: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        _print_json(rows)
+        return
+    for d in rows:
+        error = (d["last_error"] or "").strip().splitlines()
+        click.echo(f"{d['id']:>6}  {d['event_id']}  {d['handler']:<30} {d['status']:<7} attempts={d['attempts']} "
+                   f"next={_when(d['next_attempt_at'])}" + (f"  {error[-1]}" if error else ""))
+
+
+@deliveries.command("list")
+@click.option("--status", type=click.Choice(["pending", "done", "dead"]), help="Only deliveries in this state.")
+@click.option("--event", "event_id", help="Only this event's deliveries.")
+@click.option("--handler", help="Only this handler's deliveries.")
+@LIMIT
+@AS_JSON
+def deliveries_list(status: str | None, event_id: str | None, handler: str | None, limit: int, as_json: bool) -> None:
+    """List deliveries; a failed one shows the last line of its error."""
+    rows = _hub().store.list_deliveries(status=status, event_id=event_id, handler=handler, limit=limit)
+    _echo_deliveries(rows, as_json)
+
+
+@deliveries.command("dead")
+@LIMIT
+@AS_JSON
+def deliveries_dead(limit: int, as_json: bool) -> None:
+    """List the dead letters: deliveries that used up their attempts. Replay with `events replay --failed`."""
+    _echo_deliveries(_hub().store.list_deliveries(status="dead", limit=limit), as_json)
+
+
+# -- inbound calls ---------------------------------------------------------------------------------
+
+
+@calls.command("list")
+@click.option("--provider", help="Only this provider's calls.")
+@click.option("--route", type=click.Choice(["callback", "return"]), help="Only callbacks or only returns.")
+@click.option("--outcome", help="Only calls with this outcome (event, duplicate, invalid_signature, ...).")
+@SINCE
+@LIMIT
+@AS_JSON
+def calls_list(provider: str | None, route: str | None, outcome: str | None, since: datetime | None, limit: int,
+               as_json: bool) -> None:
+    """List inbound calls, newest first."""
+    rows = _hub().store.list_calls(provider=provider, route=route, outcome=outcome, since=since, limit=limit)
+    if as_json:
+        _print_json([{**r, "body": bytes(r["body"]).decode("utf-8", "replace")} for r in rows])
+        return
+    for r in rows:
+        click.echo(f"{r['id']:>6}  {_when(r['received_at'])}  {r['provider']:<8} {r['route']:<8} {r['method']:<6} "
+                   f"{r['status_code'] or '-'} {r['outcome']:<20} ref={r['reference'] or '-'}")
+
+
+@calls.command("show")
+@click.argument("call_id", type=int)
+def calls_show(call_id: int) -> None:
+    """Show one inbound call: headers, query, body (as text) and what became of it."""
+    row = _hub().store.get_call(call_id)
+    if row is None:
+        raise click.ClickException(f"no inbound call {call_id}")
+    _print_json({**row, "body": bytes(row["body"]).decode("utf-8", "replace")})
+
+
+@calls.command("rerun")
+@click.argument("call_id", type=int)
+def calls_rerun(call_id: int) -> None:
+    """Run a recorded call through verification again, as a new call; any event it makes has source replay.
+
+    Credential headers are never stored, so a signed callback cannot be verified again this way.
+    """
+    hub = _hub()
+    row = hub.store.get_call(call_id)
+    if row is None:
+        raise click.ClickException(f"no inbound call {call_id}")
+    handled = hub.pipeline.rerun(row, public_url=current_app.config["HOOKHUB_PUBLIC_URL"])
+    line = f"outcome={handled.outcome} status={handled.status}"
+    if handled.event is not None:
+        line += f" event={handled.event.id}"
+    if handled.refused:
+        raise click.ClickException(f"{line}: {handled.message}")
+    click.echo(line)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The ``hookhub`` console script: the same commands, with the app built from the environment."""
+    from .app import create_app
+
+    info = ScriptInfo(create_app=lambda: create_app({"HOOKHUB_SCHEDULER": False}))
+    cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="hookhub", obj=info)

@@ -1,0 +1,104 @@
+"""What operators look at and act on: filtered lists of calls, events, deliveries and re-checks, and
+replaying deliveries. Mixed into ``Store``; each method is one database transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, or_, select, update
+
+from ..events import Event
+from . import schema
+
+
+def event_from_row(row: Any) -> Event:
+    return Event(
+        id=row.id, type=row.type, provider=row.provider, order_id=row.order_id,
+        transaction_id=row.transaction_id, amount=row.amount, currency=row.currency, source=row.source,
+        occurred_at=row.occurred_at, received_at=row.received_at, raw=row.raw, expected=row.expected,
+    )
+
+
+class Listing:
+    def _read(self) -> AbstractContextManager[Connection]:
+        raise NotImplementedError
+
+    def _write(self) -> AbstractContextManager[Connection]:
+        raise NotImplementedError
+
+    def list_calls(self, *, provider: str | None = None, route: str | None = None, outcome: str | None = None,
+                   since: datetime | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Inbound calls, newest first."""
+        c = schema.inbound_calls.c
+        query = select(schema.inbound_calls).order_by(c.id.desc()).limit(limit)
+        for column, value in ((c.provider, provider), (c.route, route), (c.outcome, outcome)):
+            if value:
+                query = query.where(column == value)
+        if since:
+            query = query.where(c.received_at >= since)
+        with self._read() as conn:
+            return [row._asdict() for row in conn.execute(query)]
+
+    def list_events(self, *, provider: str | None = None, type: str | None = None, order_id: str | None = None,
+                    since: datetime | None = None, limit: int = 100) -> list[Event]:
+        """Events, oldest first."""
+        e = schema.events.c
+        query = select(schema.events).order_by(e.received_at, e.id).limit(limit)
+        for column, value in ((e.provider, provider), (e.type, type), (e.order_id, order_id)):
+            if value:
+                query = query.where(column == value)
+        if since:
+            query = query.where(e.received_at >= since)
+        with self._read() as conn:
+            return [event_from_row(row) for row in conn.execute(query)]
+
+    def list_deliveries(self, *, event_id: str | None = None, status: str | None = None,
+                        handler: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Deliveries in the order they were created."""
+        d = schema.deliveries.c
+        query = select(schema.deliveries).order_by(d.id)
+        for column, value in ((d.event_id, event_id), (d.status, status), (d.handler, handler)):
+            if value:
+                query = query.where(column == value)
+        if limit:
+            query = query.limit(limit)
+        with self._read() as conn:
+            return [row._asdict() for row in conn.execute(query)]
+
+    def list_verifications(self) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            rows = conn.execute(select(schema.verifications).order_by(schema.verifications.c.id))
+            return [row._asdict() for row in rows]
+
+    def replay(self, *, event_ids: Sequence[str] = (), failed: bool = False, since: datetime | None = None,
+               handler: str | None = None, now: datetime) -> list[int]:
+        """Make deliveries due again with a fresh attempt count; their ids.
+
+        Chooses the deliveries of ``event_ids``, or every failed one (dead-lettered, or pending after
+        an error) when ``failed``, or those of events received ``since`` a time; ``handler``
+        narrows any of these to one handler. A delivery another process holds right now is left to
+        it. Handlers receive the same event (same id) again.
+        """
+        d, e = schema.deliveries.c, schema.events.c
+        conditions = []
+        if event_ids:
+            conditions.append(d.event_id.in_(list(event_ids)))
+        if failed:
+            conditions.append(or_(d.status == "dead", and_(d.status == "pending", d.last_error.is_not(None))))
+        if since:
+            conditions.append(d.event_id.in_(select(e.id).where(e.received_at >= since)))
+        if not conditions:
+            raise ValueError("say which deliveries to replay")
+        if handler:
+            conditions.append(d.handler == handler)
+        not_held = or_(d.lease_until.is_(None), d.lease_until < now)
+        with self._write() as conn:
+            ids = list(conn.execute(select(d.id).where(and_(*conditions), not_held).order_by(d.id)).scalars())
+            if ids:
+                conn.execute(update(schema.deliveries).where(d.id.in_(ids)).values(
+                    status="pending", attempts=0, next_attempt_at=now, last_error=None, lease_until=None,
+                    lease_owner=None, updated_at=now))
+        return ids

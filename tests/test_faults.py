@@ -1,0 +1,78 @@
+"""Faults caused for real in one process: a locked or broken store, and stale or out-of-order answers."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import drain, hub_of
+from hookhub.states import FINAL_STATUSES, PAYMENT_STATUSES, is_transition
+
+
+def database_path(app) -> str:
+    return hub_of(app).store.engine.url.database
+
+
+def test_locked_store_answers_503_and_never_a_200(make_app, recorder, moncash):
+    app = make_app({"HOOKHUB_STORE_TIMEOUT": 0.2}, plugins=[recorder])
+    client = app.test_client()
+    moncash.add_payment("locked-1", "order-locked", 10)
+    holder = sqlite3.connect(database_path(app), isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another process holding the write lock past the timeout
+    try:
+        response = client.post("/hooks/moncash", json={"transactionId": "locked-1"})
+        assert response.status_code == 503 and response.get_json()["error"] == "store_unavailable"
+        assert response.headers["Retry-After"]
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert client.post("/hooks/moncash", json={"transactionId": "locked-1"}).status_code == 200
+    drain(app)
+    assert [e.transaction_id for e in recorder.events] == ["locked-1"]
+    assert [c["outcome"] for c in hub_of(app).store.list_calls()] == ["event"]  # the 503 left nothing
+
+
+def test_broken_store_answers_503_on_every_route(make_app, recorder, moncash):
+    app = make_app(plugins=[recorder])
+    client = app.test_client()
+    hub_of(app).store.engine.dispose()
+    with open(database_path(app), "r+b") as handle:  # the disk under the store gives garbage
+        handle.write(b"this is no longer a database" * 100)
+    for method, path in (("post", "/hooks/moncash"), ("get", "/return/moncash?transactionId=1"),
+                         ("get", "/healthz")):
+        response = getattr(client, method)(path, json={"transactionId": "1"} if method == "post" else None)
+        assert response.status_code == 503, (path, response.get_data(as_text=True))
+        assert b"Traceback" not in response.data and b"sqlite" not in response.data.lower()
+
+
+def test_stale_and_out_of_order_answers_never_move_a_payment_back(app, client, moncash, recorder):
+    moncash.add_payment("ooo-1", "order-ooo", 100, message="successful")
+    client.get("/return/moncash?transactionId=ooo-1")
+    for message in ("processing", "failed", "processing"):  # answers from before the approval, late
+        moncash.add_payment("ooo-1", "order-ooo", 100, message=message)
+        assert client.post("/hooks/moncash", json={"transactionId": "ooo-1"}).status_code == 200
+    drain(app)
+    assert [e.type for e in recorder.events] == ["payment.approved"]
+    assert [c["outcome"] for c in reversed(hub_of(app).store.list_calls())] == ["event", "stale", "stale", "stale"]
+    assert hub_of(app).store.get_transaction("moncash", "ooo-1").status == "approved"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(PAYMENT_STATUSES), max_size=12))
+def test_state_machine_only_moves_forward(answers):
+    current, events = None, []
+    for status in answers:
+        if is_transition(current, status):
+            events.append(status)
+            current = status
+    # Nothing ever leaves a final state, approved never goes back to pending or declined,
+    # and no status makes two events in a row.
+    for before, after in zip(events, events[1:]):
+        assert before not in FINAL_STATUSES
+        assert before != after
+        assert not (before in ("approved", "mismatch") and after in ("pending", "declined", "approved", "mismatch"))
+        assert after != "pending"
+    if events:
+        assert events.count("pending") <= 1 and (events[0] == "pending" or "pending" not in events)
