@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import click
 from flask import Flask
 
 from . import cli, config, web
@@ -29,7 +30,10 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, plugins: Iterabl
     web.init_app(app)
     app.cli.add_command(cli.cli)
     if app.config["HOOKHUB_SCHEDULER"]:
-        hub.scheduler.ensure_started()
+        # A command line (``flask --app wsgi hookhub ...``) loads the app inside a click command: no
+        # background work there, or the command could exit in the middle of a delivery.
+        if click.get_current_context(silent=True) is None:
+            hub.scheduler.ensure_started()
         # gunicorn --preload forks after this point; the thread must then start in each worker.
         app.before_request(hub.scheduler.ensure_started)
     return app

@@ -7,6 +7,7 @@ so they look at the same store. Output is one line per record, or JSON with ``--
 from __future__ import annotations
 
 import json
+import re
 import sys
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -33,13 +34,15 @@ class When(click.ParamType):
 
     name = "time"
     _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    _DURATION = re.compile(r"([0-9]{1,6})([smhd])")
 
     def convert(self, value: Any, param: Any, ctx: Any) -> datetime:
         if isinstance(value, datetime):
             return value
         text = str(value).strip()
-        if text[:-1].isdigit() and text[-1:] in self._UNITS:
-            return utcnow() - timedelta(seconds=int(text[:-1]) * self._UNITS[text[-1]])
+        duration = self._DURATION.fullmatch(text)
+        if duration:
+            return utcnow() - timedelta(seconds=int(duration[1]) * self._UNITS[duration[2]])
         try:
             moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
         except ValueError:
@@ -153,6 +156,16 @@ def deliveries_list(status: str | None, event_id: str | None, handler: str | Non
     """List deliveries; a failed one shows the last line of its error."""
     rows = _hub().store.list_deliveries(status=status, event_id=event_id, handler=handler, limit=limit)
     _echo_deliveries(rows, as_json)
+
+
+@deliveries.command("show")
+@click.argument("delivery_id", type=int)
+def deliveries_show(delivery_id: int) -> None:
+    """Show one delivery, with the whole traceback of its last failure."""
+    row = _hub().store.get_delivery(delivery_id)
+    if row is None:
+        raise click.ClickException(f"no delivery {delivery_id}")
+    _print_json(row)
 
 
 @deliveries.command("dead")

@@ -1,14 +1,19 @@
 """Handing events to merchant handlers: each (event, handler) pair on its own, at least once.
 
-Each attempt runs in a thread of its own and is waited for at most ``timeout`` seconds. Python
-cannot stop a thread, so a handler that hangs is left to finish on its own while the attempt is
-recorded as failed and retried later: a handler must be idempotent on ``event.id`` anyway.
+Each attempt runs in a thread of its own and is waited for at most ``timeout`` seconds, so one slow
+handler never holds up the others. Python cannot stop a thread, so an attempt that outlives its
+timeout is recorded as overdue and left running, and its process keeps the delivery's lease while
+it runs: nobody starts the same delivery beside it. When it ends, its result is recorded like any
+other (a late success is a success). Only an attempt still running after a whole lease is given up
+on; then the delivery is retried while the stuck thread stays where it is.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
+import time
 import traceback
 from collections.abc import Mapping, Sequence
 
@@ -19,9 +24,25 @@ from .store import DeliveryJob, Store
 
 log = logging.getLogger("hookhub")
 
+MAX_OVERDUE = 8  # attempts left running past their timeout before this process stops starting more
+
 
 class HandlerTimeout(Exception):
     """A handler did not return within the delivery timeout."""
+
+
+class HandlerExit(Exception):
+    """A handler raised something that is not an ``Exception`` (``SystemExit``, say)."""
+
+
+@dataclasses.dataclass
+class _Attempt:
+    job: DeliveryJob
+    started: float
+    thread: threading.Thread | None = None
+    error: str | None = None  # the traceback, once the handler has raised
+    finished: bool = False
+    renewed: float = 0.0  # when its lease was last extended
 
 
 class Deliverer:
@@ -33,48 +54,86 @@ class Deliverer:
         self.secrets = list(secrets)
         self.lease = lease
         self.timeout = timeout
+        self._overdue: dict[int, _Attempt] = {}  # delivery id -> attempt still running past its timeout
+        self._overdue_lock = threading.Lock()
 
     def run_one(self) -> bool:
         """Deliver the most overdue delivery, if any is due; True if one was attempted."""
+        self.tend_overdue()
+        if len(self._overdue) >= MAX_OVERDUE:
+            log.warning("%d handler calls are still running past their timeout; not starting more", MAX_OVERDUE)
+            return False
         job = self.store.claim_delivery(list(self.handlers), lease=self.lease)
         if job is None:
             return False
         self.deliver(job)
         return True
 
-    def _call(self, handler: Handler, job: DeliveryJob) -> None:
-        """Run ``handler`` on the job's event in its own thread; re-raise what it raised."""
-        outcome: list[BaseException | None] = []
-
-        def attempt() -> None:
-            try:
-                handler(job.event)
-            except BaseException as exc:  # noqa: B036 - handed back to the waiting thread
-                outcome.append(exc)
-            else:
-                outcome.append(None)
-
-        thread = threading.Thread(target=attempt, name=f"hookhub-handler-{job.handler}", daemon=True)
-        thread.start()
-        thread.join(self.timeout)
-        if thread.is_alive():
-            raise HandlerTimeout(f"handler {job.handler} did not return within {self.timeout:g}s")
-        if outcome and outcome[0] is not None:
-            raise outcome[0]
-
     def deliver(self, job: DeliveryJob) -> None:
+        attempt = self._start(job)
+        assert attempt.thread is not None
+        attempt.thread.join(self.timeout)
+        if attempt.finished:
+            self._settle(attempt)
+            return
+        attempt.renewed = time.monotonic()
+        with self._overdue_lock:
+            self._overdue[job.id] = attempt
+        self.store.delivery_overdue(job, f"HandlerTimeout: handler {job.handler} did not return within "
+                                         f"{self.timeout:g}s; still running", lease=self.lease)
+        log.warning("handler %s is still running on %s after %gs", job.handler, job.event.id, self.timeout)
+
+    def tend_overdue(self) -> None:
+        """Record attempts that ended after their timeout; renew or give up the leases of the rest."""
+        with self._overdue_lock:
+            overdue = list(self._overdue.values())
+        now = time.monotonic()
+        for attempt in overdue:
+            if attempt.finished:
+                self._settle(attempt)
+            elif now - attempt.started > self.lease:
+                attempt.error = (f"HandlerTimeout: handler {attempt.job.handler} was still running after "
+                                 f"{self.lease:g}s; given up on")
+                self._settle(attempt)
+            else:
+                if now - attempt.renewed > self.lease / 3:  # well before the lease could run out
+                    self.store.delivery_overdue(attempt.job, None, lease=self.lease)
+                    attempt.renewed = now
+                continue
+            with self._overdue_lock:
+                self._overdue.pop(attempt.job.id, None)
+
+    def _start(self, job: DeliveryJob) -> _Attempt:
         handler = self.handlers[job.handler]
-        try:
-            self._call(handler, job)
-        except Exception:
-            # The traceback is the operator's best clue; keep it, minus any configured secret.
-            error = redact.scrub(traceback.format_exc(), self.secrets)
+        attempt = _Attempt(job, time.monotonic())
+
+        def run() -> None:
+            try:
+                try:
+                    handler(job.event)
+                except Exception:
+                    raise
+                except BaseException as exc:  # SystemExit and the like end the attempt, not the process
+                    raise HandlerExit(f"handler raised {type(exc).__name__}") from exc
+            except Exception:
+                # The traceback is the operator's best clue; keep it, minus any configured secret.
+                attempt.error = redact.scrub(traceback.format_exc(), self.secrets)
+            finally:
+                attempt.finished = True
+
+        attempt.thread = threading.Thread(target=run, name=f"hookhub-handler-{job.handler}", daemon=True)
+        attempt.thread.start()
+        return attempt
+
+    def _settle(self, attempt: _Attempt) -> None:
+        job = attempt.job
+        if attempt.error is None:
+            settled = self.store.delivery_succeeded(job)
+        else:
             retry_at = self.policy.next_at(job.attempts)
-            settled = self.store.delivery_failed(job, error, retry_at)
+            settled = self.store.delivery_failed(job, attempt.error, retry_at)
             log.warning("handler %s failed on %s (attempt %d%s)", job.handler, job.event.id, job.attempts,
                         ", dead-lettered" if retry_at is None else "")
-        else:
-            settled = self.store.delivery_succeeded(job)
         if not settled:
             log.warning("delivery %s of %s to %s outlived its lease; another process has it now",
                         job.id, job.event.id, job.handler)

@@ -44,6 +44,11 @@ class Scheduler:
             self._thread = threading.Thread(target=self._run, name="hookhub-scheduler", daemon=True)
             self._thread.start()
 
+    @property
+    def running(self) -> bool:
+        """Whether the background thread runs in this process."""
+        return self._running()
+
     def _running(self) -> bool:
         return self._pid == os.getpid() and self._thread is not None and self._thread.is_alive()
 

@@ -36,8 +36,17 @@ def raw_json(value) -> bytes:
     return json.dumps(value).encode()
 
 
+# Complete, well-formed Monri callbacks, so a missing signature check would show as an event.
+MONRI_CALLBACKS = st.fixed_dictionaries({
+    "order_number": st.sampled_from(NASTY) | st.text(min_size=2, max_size=20), "amount": st.integers(1, 10**6),
+    "currency": st.sampled_from(["EUR", "BAM", MARKER]), "status": st.just("approved"),
+    "response_code": st.just("0000"), "transaction_type": st.sampled_from(["purchase", "authorize", "refund"]),
+    "id": st.integers(1, 10**9),
+}).map(raw_json)
 BODIES = st.one_of(
     st.binary(max_size=512),
+    MONRI_CALLBACKS,
+    MONRI_CALLBACKS.map(lambda raw: b'{"event": "transaction:approved", "payload": ' + raw + b"}"),
     JSON_VALUES.map(raw_json),
     st.dictionaries(st.sampled_from(NAMES), SCALARS, max_size=6).map(raw_json),
     st.sampled_from([nested(50_000), b'{"transactionId": NaN}', b'{"amount": 1e999}', b'{"token": Infinity}',
@@ -87,4 +96,33 @@ def test_no_input_makes_an_error_a_reflection_or_an_event(hostile_app, method, p
         assert response.status_code == 413
     if response.status_code >= 400 and method != "HEAD" and not path.startswith("/result/"):  # those are for people
         assert response.is_json and set(response.get_json()) == {"error", "message"}
+    assert hub_of(hostile_app).store.list_events(limit=1) == []
+
+
+@pytest.mark.parametrize("path", [f"/{route}/{provider}" for route in ("hooks", "return")
+                                  for provider in ("moncash", "monri", "monext")])
+@pytest.mark.parametrize("name", NAMES)
+def test_input_is_never_reflected(hostile_app, path, name):
+    client = hostile_app.test_client()
+    answers = [
+        client.get(f"{path}?{name}={quote(MARKER)}"),
+        client.post(f"{path}?{quote(MARKER)}=1", data={name: MARKER}),
+        client.post(path, json={name: MARKER, MARKER: MARKER}),
+    ]
+    for response in answers:
+        assert response.status_code < 500
+        assert MARKER.encode() not in response.data and quote(MARKER).encode() not in response.data
+        assert json.dumps(MARKER).encode()[1:-1] not in response.data  # not even JSON-escaped
+
+
+@pytest.mark.parametrize("authorization", [None, "WP3-callback " + "0" * 128, "WP3-callback", "Bearer x",
+                                           "WP3-callback " + "f" * 127 + "g"])
+def test_complete_but_unsigned_monri_callbacks_make_nothing(hostile_app, authorization):
+    body = raw_json({"order_number": "order-forged", "amount": 100, "currency": "EUR", "status": "approved",
+                     "response_code": "0000", "transaction_type": "purchase", "id": 7})
+    headers = {"Content-Type": "application/json", **({"Authorization": authorization} if authorization else {})}
+    client = hostile_app.test_client()
+    for data in (body, b'{"event": "transaction:approved", "payload": ' + body + b"}"):
+        response = client.post("/hooks/monri", data=data, headers=headers)
+        assert (response.status_code, response.get_json()["error"]) == (401, "invalid_signature")
     assert hub_of(hostile_app).store.list_events(limit=1) == []

@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import click
 import pytest
 
 from conftest import SECRET_KEY, Recorder, drain, hub_of, moncash_config
@@ -69,6 +70,10 @@ def test_dead_letters_are_listed_and_replayed_to_the_failed_handler_only(two_han
 
     listed = run(app, "deliveries", "dead")
     assert listed.exit_code == 0 and event.id in listed.output and "ValueError: flaky handler refuses" in listed.output
+    dead_id = hub_of(app).store.list_deliveries(status="dead")[0]["id"]
+    shown = json.loads(run(app, "deliveries", "show", str(dead_id)).output)
+    assert shown["status"] == "dead" and shown["last_error"].startswith("Traceback")
+    assert run(app, "deliveries", "show", "424242").exit_code == 1
 
     flaky.failing = False
     replayed = run(app, "events", "replay", "--failed")
@@ -121,7 +126,9 @@ def test_lists_and_shows_with_filters(app, client, moncash, recorder):
     assert json.loads(detail["body"]) == {"transactionId": "7001"} and detail["outcome"] == "event"
     assert run(app, "deliveries", "list", "--status", "done").output.count(event.id) == 1
     assert run(app, "calls", "show", "999999").exit_code != 0
-    assert "neither an ISO 8601 time" in run(app, "events", "list", "--since", "yesterday").output
+    for bad in ("yesterday", "²h", "99999999999d"):
+        refused = run(app, "events", "list", "--since", bad)
+        assert refused.exit_code == 2 and "neither an ISO 8601 time" in refused.output
 
 
 def test_rerun_verifies_a_recorded_call_again(make_app, recorder, moncash, monri):
@@ -151,28 +158,101 @@ def test_rerun_verifies_a_recorded_call_again(make_app, recorder, moncash, monri
     assert refused.exit_code != 0 and "invalid_signature" in refused.output
 
 
-def test_hanging_handler_is_cut_off_recorded_and_retried(make_app, moncash):
-    release = threading.Event()
+def wait_until(condition, app, timeout=10.0):
+    """Run background work until ``condition()`` holds (a bound on waiting, not a speed goal)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "background work did not get there"
+        hub_of(app).run_due_work()
+        time.sleep(0.02)
 
-    class Hangs:
+
+class Hangs:
+    """A handler whose first call hangs until released, then returns or raises."""
+
+    def __init__(self, then_raise=False):
+        self.release = threading.Event()
+        self.then_raise = then_raise
+        self.calls = 0
+        self.running = 0
+        self.most_at_once = 0
+
+    @hookimpl
+    def hookhub_handle_event(self, event):
+        self.calls += 1
+        self.running += 1
+        self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            if self.calls == 1:
+                self.release.wait(30)
+                if self.then_raise:
+                    raise TimeoutError("the ledger never answered")
+        finally:
+            self.running -= 1
+
+
+def hung_delivery(app):
+    return next(d for d in hub_of(app).store.list_deliveries() if d["handler"].endswith("Hangs"))
+
+
+def test_hanging_handler_is_cut_off_and_its_late_success_recorded(make_app, moncash):
+    hangs, other = Hangs(), Recorder()
+    app = make_app({"HOOKHUB_HANDLER_TIMEOUT": 0.2}, plugins=[hangs, other])
+    pay(app, moncash, "9001", "order-hang")
+
+    assert len(other.events) == 1  # the other handler was not held up
+    overdue = hung_delivery(app)
+    assert overdue["status"] == "pending" and "did not return within 0.2s; still running" in overdue["last_error"]
+    assert overdue["lease_until"] is not None  # kept: nobody starts it again beside the running call
+    hangs.release.set()
+    wait_until(lambda: hung_delivery(app)["status"] == "done", app)
+    assert (hangs.calls, hangs.most_at_once, hung_delivery(app)["attempts"]) == (1, 1, 1)
+
+
+def test_hanging_handler_that_then_fails_is_retried(make_app, moncash):
+    hangs = Hangs(then_raise=True)
+    app = make_app({"HOOKHUB_HANDLER_TIMEOUT": 0.2}, plugins=[hangs])
+    pay(app, moncash, "9002", "order-hang-2")
+    assert hangs.calls == 1
+    hangs.release.set()
+    wait_until(lambda: hung_delivery(app)["status"] == "done", app)
+    assert (hangs.calls, hangs.most_at_once, hung_delivery(app)["attempts"]) == (2, 1, 2)
+
+
+def test_handler_stuck_for_a_whole_lease_is_given_up_and_retried(make_app, moncash):
+    hangs = Hangs()
+    app = make_app({"HOOKHUB_HANDLER_TIMEOUT": 0.1, "HOOKHUB_LEASE_SECONDS": 0.3}, plugins=[hangs])
+    try:
+        pay(app, moncash, "9003", "order-stuck")
+        wait_until(lambda: hung_delivery(app)["status"] == "done", app)
+        assert (hangs.calls, hung_delivery(app)["attempts"]) == (2, 2)
+    finally:
+        hangs.release.set()
+
+
+def test_handler_raising_system_exit_is_a_recorded_failure(make_app, moncash):
+    class Exits:
         calls = 0
 
         @hookimpl
         def hookhub_handle_event(self, event):
-            Hangs.calls += 1
-            if Hangs.calls == 1:
-                release.wait(5)  # hangs far longer than the timeout
+            Exits.calls += 1
+            if Exits.calls == 1:
+                raise SystemExit(3)
 
-    other = Recorder()
-    app = make_app({"HOOKHUB_HANDLER_TIMEOUT": 0.2}, plugins=[Hangs(), other])
-    started = time.monotonic()
-    pay(app, moncash, "9001", "order-hang")
-    assert time.monotonic() - started < 4
-    release.set()
-    deliveries = {d["handler"]: d for d in hub_of(app).store.list_deliveries()}
-    hung = deliveries["test_operations.test_hanging_handler_is_cut_off_recorded_and_retried.<locals>.Hangs"]
-    assert (hung["status"], hung["attempts"], Hangs.calls) == ("done", 2, 2)
-    assert len(other.events) == 1
+    app = make_app(plugins=[Exits()])
+    pay(app, moncash, "9004", "order-exit")
+    [delivery] = hub_of(app).store.list_deliveries()
+    assert (delivery["status"], delivery["attempts"], Exits.calls) == ("done", 2, 2)
+    assert "HandlerExit: handler raised SystemExit" in delivery["last_error"]  # the failed first attempt
+
+
+def test_command_line_apps_run_no_background_work(make_app):
+    with click.Context(click.Command("hookhub")):
+        quiet = make_app({"HOOKHUB_SCHEDULER": True})
+    assert not hub_of(quiet).scheduler.running
+    serving = make_app({"HOOKHUB_SCHEDULER": True})
+    assert hub_of(serving).scheduler.running
 
 
 @pytest.mark.parametrize("command", [
@@ -182,7 +262,8 @@ def test_hanging_handler_is_cut_off_recorded_and_retried(make_app, moncash):
 def test_commands_run_from_a_shell(tmp_path, moncash, command):
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("HOOKHUB_")}, **moncash_config(moncash),
            "HOOKHUB_INSTANCE_PATH": str(tmp_path), "HOOKHUB_SECRET_KEY": SECRET_KEY,
-           "PYTHONPATH": str(ROOT / "tests")}
+           # this checkout's code, whatever the environment has installed
+           "PYTHONPATH": os.pathsep.join(str(p) for p in (ROOT, ROOT / "plugins", ROOT / "tests"))}
     listed = subprocess.run([*command(), "events", "list", "--json"], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=60)
     assert listed.returncode == 0, listed.stderr

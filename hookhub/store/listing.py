@@ -68,6 +68,11 @@ class Listing:
         with self._read() as conn:
             return [row._asdict() for row in conn.execute(query)]
 
+    def get_delivery(self, delivery_id: int) -> dict[str, Any] | None:
+        with self._read() as conn:
+            row = conn.execute(select(schema.deliveries).where(schema.deliveries.c.id == delivery_id)).first()
+        return row._asdict() if row else None
+
     def list_verifications(self) -> list[dict[str, Any]]:
         with self._read() as conn:
             rows = conn.execute(select(schema.verifications).order_by(schema.verifications.c.id))
@@ -96,9 +101,12 @@ class Listing:
             conditions.append(d.handler == handler)
         not_held = or_(d.lease_until.is_(None), d.lease_until < now)
         with self._write() as conn:
-            ids = list(conn.execute(select(d.id).where(and_(*conditions), not_held).order_by(d.id)).scalars())
+            # Rows being claimed right now are skipped, and the update checks the lease again, so a
+            # claim that commits in between keeps its job (on SQLite the write lock already orders them).
+            ids = list(conn.execute(select(d.id).where(and_(*conditions), not_held).order_by(d.id)
+                                    .with_for_update(skip_locked=True)).scalars())
             if ids:
-                conn.execute(update(schema.deliveries).where(d.id.in_(ids)).values(
+                conn.execute(update(schema.deliveries).where(d.id.in_(ids), not_held).values(
                     status="pending", attempts=0, next_attempt_at=now, last_error=None, lease_until=None,
                     lease_owner=None, updated_at=now))
         return ids

@@ -302,6 +302,16 @@ class Store(Listing):
             return self._settle(schema.deliveries, job.id, job.lease, status="dead", last_error=error)
         return self._settle(schema.deliveries, job.id, job.lease, next_attempt_at=retry_at, last_error=error)
 
+    def delivery_overdue(self, job: DeliveryJob, error: str | None, *, lease: float) -> bool:
+        """Keep ``job`` leased while its attempt runs past the timeout; ``error`` says so, once."""
+        d, now = schema.deliveries, utcnow()
+        values: dict[str, Any] = {"lease_until": now + timedelta(seconds=lease), "updated_at": now}
+        if error is not None:
+            values["last_error"] = error
+        with self._write() as conn:
+            result = conn.execute(update(d).where(d.c.id == job.id, d.c.lease_owner == job.lease).values(**values))
+        return result.rowcount == 1
+
     def _settle(self, table: Any, job_id: int, lease: str, **values: Any) -> bool:
         with self._write() as conn:
             result = conn.execute(update(table).where(table.c.id == job_id, table.c.lease_owner == lease).values(
