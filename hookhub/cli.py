@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -128,6 +129,11 @@ def events_replay(event_ids: tuple[str, ...], failed: bool, since: datetime | No
         return
     while hub.deliverer.run_one():
         pass
+    if hub.deliverer.overdue:  # leaving now would cut those calls off halfway
+        click.echo(f"waiting for {hub.deliverer.overdue} handler calls still running...")
+    while hub.deliverer.overdue:
+        time.sleep(0.2)
+        hub.deliverer.tend_overdue()
     states = {d["id"]: d["status"] for d in hub.store.list_deliveries() if d["id"] in set(replayed)}
     done = sum(1 for i in replayed if states.get(i) == "done")
     click.echo(f"{done} delivered, {len(replayed) - done} failed again (see `hookhub deliveries list`)")

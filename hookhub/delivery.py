@@ -57,6 +57,11 @@ class Deliverer:
         self._overdue: dict[int, _Attempt] = {}  # delivery id -> attempt still running past its timeout
         self._overdue_lock = threading.Lock()
 
+    @property
+    def overdue(self) -> int:
+        """How many of this process's handler calls are running past their timeout."""
+        return len(self._overdue)
+
     def run_one(self) -> bool:
         """Deliver the most overdue delivery, if any is due; True if one was attempted."""
         self.tend_overdue()

@@ -230,6 +230,25 @@ def test_handler_stuck_for_a_whole_lease_is_given_up_and_retried(make_app, monca
         hangs.release.set()
 
 
+def test_replay_here_waits_for_handler_calls_running_past_their_timeout(make_app, moncash):
+    class Slow:
+        calls = 0
+
+        @hookimpl
+        def hookhub_handle_event(self, event):
+            Slow.calls += 1
+            time.sleep(0.3)
+
+    app = make_app({"HOOKHUB_HANDLER_TIMEOUT": 0.1}, plugins=[Slow()])
+    pay(app, moncash, "9005", "order-slow")
+    wait_until(lambda: hub_of(app).store.list_deliveries()[0]["status"] == "done", app)
+    event_id = hub_of(app).store.list_deliveries()[0]["event_id"]
+
+    replayed = run(app, "events", "replay", event_id)
+    assert "waiting for 1 handler calls still running" in replayed.output
+    assert "1 delivered, 0 failed again" in replayed.output and Slow.calls == 2
+
+
 def test_handler_raising_system_exit_is_a_recorded_failure(make_app, moncash):
     class Exits:
         calls = 0
