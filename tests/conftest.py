@@ -46,43 +46,28 @@ def drain(app, rounds: int = 50) -> None:
         time.sleep(0.01)
 
 
-@pytest.fixture(scope="session")
-def moncash_server():
-    fake = FakeMonCash()
-    yield fake
-    fake.close()
+def fake_provider(name: str, make):
+    """Two fixtures for one fake provider API: ``<name>_server``, served once per test session, and
+    ``<name>``, the same server with its state reset for each test."""
+
+    @pytest.fixture(scope="session", name=f"{name}_server")
+    def server():
+        fake = make()
+        yield fake
+        fake.close()
+
+    @pytest.fixture(name=name)
+    def fresh(request):
+        fake = request.getfixturevalue(f"{name}_server")
+        fake.reset()
+        return fake
+
+    return server, fresh
 
 
-@pytest.fixture
-def moncash(moncash_server):
-    moncash_server.reset()
-    return moncash_server
-
-
-@pytest.fixture(scope="session")
-def monri_server():
-    fake = FakeMonri()
-    yield fake
-    fake.close()
-
-
-@pytest.fixture
-def monri(monri_server):
-    monri_server.reset()
-    return monri_server
-
-
-@pytest.fixture(scope="session")
-def monext_server():
-    fake = FakeMonext()
-    yield fake
-    fake.close()
-
-
-@pytest.fixture
-def monext(monext_server):
-    monext_server.reset()
-    return monext_server
+moncash_server, moncash = fake_provider("moncash", FakeMonCash)
+monri_server, monri = fake_provider("monri", FakeMonri)
+monext_server, monext = fake_provider("monext", FakeMonext)
 
 
 def monri_config(fake: FakeMonri) -> dict:

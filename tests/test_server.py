@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -96,8 +98,14 @@ class Gunicorn:
         time.sleep(1.0)  # anything delivered twice would show up by now
         return self.delivered()
 
-    def store(self) -> Store:
-        return Store("sqlite:///" + str(self.instance / "hookhub.sqlite3"))
+    @contextlib.contextmanager
+    def store(self) -> Iterator[Store]:
+        """The server's store, opened from the test's side."""
+        store = Store("sqlite:///" + str(self.instance / "hookhub.sqlite3"))
+        try:
+            yield store
+        finally:
+            store.close()
 
     def close(self) -> None:
         if self.process.poll() is None:
@@ -148,15 +156,12 @@ def test_concurrent_returns_and_callbacks_make_one_event_per_transaction(server,
     delivered = server.wait_for_deliveries(len(transactions))
     assert sorted(e["transaction_id"] for e in delivered) == transactions
     assert {e["type"] for e in delivered} == {"payment.approved"}
-    store = server.store()
-    try:
+    with server.store() as store:
         assert len(store.list_events(limit=1000)) == len(transactions)
         assert {d["status"] for d in store.list_deliveries()} == {"done"}
         outcomes = [c["outcome"] for c in store.list_calls(limit=1000)]
         assert outcomes.count("event") == len(transactions)
         assert outcomes.count("duplicate") == len(calls) - len(transactions)
-    finally:
-        store.close()
 
 
 def test_outage_during_return_is_confirmed_in_the_background(server, moncash):
@@ -236,13 +241,10 @@ def test_monext_notifications_and_returns_racing_make_one_event_per_session(serv
     assert all(e["type"] == "payment.approved" and e["provider"] == "monext" for e in delivered)
     assert {e["order_id"]: e["transaction_id"] for e in delivered} == {
         f"mx-order-{n:03d}": transactions[sid] for n, sid in enumerate(sessions)}
-    store = server.store()
-    try:
+    with server.store() as store:
         outcomes = [c["outcome"] for c in store.list_calls(limit=1000)]
         assert outcomes.count("event") == len(sessions)
         assert outcomes.count("duplicate") == len(calls) - len(sessions)
-    finally:
-        store.close()
 
 
 def test_hundreds_of_callback_and_return_rounds_make_one_event_each(server, moncash):
@@ -263,11 +265,8 @@ def test_hundreds_of_callback_and_return_rounds_make_one_event_each(server, monc
 
     delivered = server.wait_for_deliveries(len(transactions), timeout=60)
     assert sorted(e["transaction_id"] for e in delivered) == transactions
-    store = server.store()
-    try:
+    with server.store() as store:
         assert len(store.list_events(limit=1000)) == len(transactions)
-    finally:
-        store.close()
 
 
 def test_workers_killed_mid_request_lose_nothing_that_was_acknowledged(tmp_path, moncash, monri, monext):
@@ -302,15 +301,12 @@ def test_workers_killed_mid_request_lose_nothing_that_was_acknowledged(tmp_path,
         while not acknowledged <= {e["transaction_id"] for e in restarted.delivered()}:
             assert time.monotonic() < deadline, "acknowledged calls were not all delivered after the restart"
             time.sleep(0.2)
-        store = restarted.store()
-        try:
+        with restarted.store() as store:
             events = store.list_events(limit=1000)
             by_transaction = {e.transaction_id: e.id for e in events}
             assert len(by_transaction) == len(events)  # never two events for one payment
             assert acknowledged <= set(by_transaction)
             # Redeliveries after a kill are allowed (at least once) but always carry the same event id.
             assert all(by_transaction[e["transaction_id"]] == e["id"] for e in restarted.delivered())
-        finally:
-            store.close()
     finally:
         restarted.close()
