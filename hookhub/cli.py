@@ -185,6 +185,11 @@ def deliveries_dead(limit: int, as_json: bool) -> None:
 # -- inbound calls ---------------------------------------------------------------------------------
 
 
+def _readable(call: dict[str, Any]) -> dict[str, Any]:
+    """A stored call with its body as text, for printing."""
+    return {**call, "body": bytes(call["body"]).decode("utf-8", "replace")}
+
+
 @calls.command("list")
 @click.option("--provider", help="Only this provider's calls.")
 @click.option("--route", type=click.Choice(["callback", "return"]), help="Only callbacks or only returns.")
@@ -197,7 +202,7 @@ def calls_list(provider: str | None, route: str | None, outcome: str | None, sin
     """List inbound calls, newest first."""
     rows = _hub().store.list_calls(provider=provider, route=route, outcome=outcome, since=since, limit=limit)
     if as_json:
-        _print_json([{**r, "body": bytes(r["body"]).decode("utf-8", "replace")} for r in rows])
+        _print_json([_readable(r) for r in rows])
         return
     for r in rows:
         click.echo(f"{r['id']:>6}  {_when(r['received_at'])}  {r['provider']:<8} {r['route']:<8} {r['method']:<6} "
@@ -211,7 +216,7 @@ def calls_show(call_id: int) -> None:
     row = _hub().store.get_call(call_id)
     if row is None:
         raise click.ClickException(f"no inbound call {call_id}")
-    _print_json({**row, "body": bytes(row["body"]).decode("utf-8", "replace")})
+    _print_json(_readable(row))
 
 
 @calls.command("rerun")

@@ -15,6 +15,17 @@ from hookhub import ProviderAPIError, hookimpl, read_result
 from hookhub.pipeline import UNCONFIRMED_RECHECKS
 
 
+class Prices:
+    """The merchant's expected price of each order (``hookhub_expected_payment``)."""
+
+    def __init__(self, prices):
+        self.prices = prices
+
+    @hookimpl
+    def hookhub_expected_payment(self, provider, order_id):
+        return self.prices.get(order_id)
+
+
 def redirect_of(response):
     assert response.status_code == 303, response.get_data(as_text=True)
     location = urlsplit(response.headers["Location"])
@@ -105,12 +116,7 @@ def test_every_result_title(app, client, monext, recorder, title, page, event_ty
 
 
 def test_empty_authorized_amount_means_the_requested_one(make_app, recorder, monext):
-    class Prices:
-        @hookimpl
-        def hookhub_expected_payment(self, provider, order_id):
-            return (5000, "EUR")
-
-    app = make_app(plugins=[recorder, Prices()])
+    app = make_app(plugins=[recorder, Prices({"order-3001": (5000, "EUR")})])
     session_id = monext.open_session("order-3001", 5000)
     monext.settle(session_id, "ACCEPTED", authorizedAmount=None)  # "empty if equal to the requested amount"
     assert app.test_client().get(f"/hooks/monext?token={session_id}").status_code == 200
@@ -119,12 +125,7 @@ def test_empty_authorized_amount_means_the_requested_one(make_app, recorder, mon
 
 
 def test_a_capture_is_not_the_payment(make_app, recorder, monext):
-    class Prices:
-        @hookimpl
-        def hookhub_expected_payment(self, provider, order_id):
-            return (5000, "EUR")
-
-    app = make_app(plugins=[recorder, Prices()])
+    app = make_app(plugins=[recorder, Prices({"order-3002": (5000, "EUR")})])
     session_id = monext.open_session("order-3002", 5000)
     authorization = monext.settle(session_id, "ACCEPTED", transaction_type="AUTHORIZATION")
     with app.app_context():
@@ -275,12 +276,7 @@ def test_json_token_that_is_not_a_string_is_400(app, client, monext):
 
 
 def test_price_different_from_the_merchants_is_a_mismatch(make_app, recorder, monext):
-    class Prices:
-        @hookimpl
-        def hookhub_expected_payment(self, provider, order_id):
-            return (2000, "EUR") if order_id == "order-2011" else None
-
-    app = make_app(plugins=[recorder, Prices()])
+    app = make_app(plugins=[recorder, Prices({"order-2011": (2000, "EUR")})])
     session_id = monext.open_session("order-2011", 20)
     monext.settle(session_id, "ACCEPTED")
     path, result = redirect_of(app.test_client().get(f"/return/monext?paylinetoken={session_id}"))
