@@ -18,8 +18,9 @@ from flask import current_app
 from flask.cli import AppGroup, ScriptInfo
 
 from . import jsonutil
+from .errors import SchemaError
 from .hub import Hub
-from .store import utcnow
+from .store import migrate, utcnow
 
 cli = AppGroup("hookhub", help="Look at and act on what hookhub received and delivered.")
 events = AppGroup("events", help="Normalized events and replaying them to handlers.")
@@ -27,7 +28,9 @@ deliveries = AppGroup("deliveries", help="Deliveries of events to handlers, and 
 calls = AppGroup("calls", help="Inbound calls exactly as received (secrets redacted).")
 cli.add_command(events)
 cli.add_command(deliveries)
+db = AppGroup("db", help="The store's schema: see where it is, and upgrade it after installing a new hookhub.")
 cli.add_command(calls)
+cli.add_command(db)
 
 
 class When(click.ParamType):
@@ -57,7 +60,13 @@ AS_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON inste
 
 
 def _hub() -> Hub:
-    return Hub.of(current_app)
+    """The app's hub, its store at the newest schema."""
+    hub = Hub.of(current_app)
+    try:
+        hub.prepare_store()
+    except SchemaError as exc:
+        raise click.ClickException(str(exc)) from None
+    return hub
 
 
 def _print_json(value: Any) -> None:
@@ -239,9 +248,55 @@ def calls_rerun(call_id: int) -> None:
     click.echo(line)
 
 
+@calls.command("prune")
+@click.option("--older-than", "before", type=When(), required=True,
+              help="Delete calls received before this: a duration back from now (90d) or an ISO 8601 time.")
+@click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
+def calls_prune(before: datetime, dry_run: bool) -> None:
+    """Delete stored inbound calls older than a cutoff (they hold buyers' data).
+
+    Events, transactions and deliveries are kept; calls whose verification is still pending are
+    kept too. Run it from cron or a timer, e.g. daily with --older-than 90d.
+    """
+    count = _hub().store.prune_calls(before=before, dry_run=dry_run)
+    click.echo(f"{count} inbound calls received before {_when(before)} UTC {'would be' if dry_run else 'were'} deleted")
+
+
+# -- schema ----------------------------------------------------------------------------------------
+
+
+@db.command("current")
+@click.option("--check", is_flag=True, help="Exit with status 1 unless the schema is the newest.")
+def db_current(check: bool) -> None:
+    """Show the database's schema revision and the newest one this hookhub knows."""
+    status = migrate.status(Hub.of(current_app).store)
+    click.echo(f"{status.describe()}; newest: {status.head}")
+    if check and not status.up_to_date:
+        sys.exit(1)
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Upgrade the database to REVISION (default: the newest), in one transaction.
+
+    Safe to run from several hosts at once: they take turns, and the later ones find nothing to do.
+    Run it before starting servers of a new hookhub version; servers refuse an old schema.
+    """
+    try:
+        before, after = migrate.upgrade(Hub.of(current_app).store, revision)
+    except SchemaError as exc:
+        raise click.ClickException(str(exc)) from None
+    if before.current == after.current and not before.unversioned:
+        click.echo(f"nothing to do: {after.describe()}")
+    else:
+        click.echo(f"upgraded from {before.current or 'nothing'} to {after.current}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """The ``hookhub`` console script: the same commands, with the app built from the environment."""
     from .app import create_app
 
-    info = ScriptInfo(create_app=lambda: create_app({"HOOKHUB_SCHEDULER": False}))
+    # Commands bring the store up to date themselves, except ``db``, which must work on any schema.
+    info = ScriptInfo(create_app=lambda: create_app({"HOOKHUB_SCHEDULER": False}, prepare_store=False))
     cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="hookhub", obj=info)

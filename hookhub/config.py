@@ -18,6 +18,8 @@ log = logging.getLogger("hookhub")
 
 DEFAULTS: dict[str, Any] = {
     "HOOKHUB_DATABASE_URL": None,  # None: SQLite file in the instance folder
+    "HOOKHUB_DATABASE_POOL_SIZE": 5,  # connections each process keeps (and may add as many again)
+    "HOOKHUB_PROXY_HOPS": 0,  # reverse proxies in front whose X-Forwarded-* headers are trusted
     "HOOKHUB_SECRET_KEY": None,  # None: a key kept in the instance folder (fine for one host only)
     "HOOKHUB_PUBLIC_URL": None,
     "HOOKHUB_HANDLERS": "",
@@ -40,6 +42,8 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _TYPES: dict[str, type] = {
+    "HOOKHUB_DATABASE_POOL_SIZE": int,
+    "HOOKHUB_PROXY_HOPS": int,
     "HOOKHUB_MAX_BODY_BYTES": int,
     "HOOKHUB_HTTP_TIMEOUT": float,
     "HOOKHUB_STORE_TIMEOUT": float,
@@ -53,6 +57,8 @@ _TYPES: dict[str, type] = {
     "HOOKHUB_SCHEDULER": bool,
     "HOOKHUB_SCHEDULER_INTERVAL": float,
 }
+
+_MAY_BE_ZERO = {"HOOKHUB_PROXY_HOPS"}
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -71,8 +77,8 @@ def _coerce(name: str, value: Any) -> Any:
         number = kind(text)
     except ValueError:
         raise ConfigError(f"{name} must be a number, not {value!r}") from None
-    if number <= 0:
-        raise ConfigError(f"{name} must be greater than zero")
+    if number < 0 or (number == 0 and name not in _MAY_BE_ZERO):
+        raise ConfigError(f"{name} must be {'zero or more' if name in _MAY_BE_ZERO else 'greater than zero'}")
     return number
 
 

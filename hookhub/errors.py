@@ -16,6 +16,10 @@ class ConfigError(HookhubError):
     """The configuration cannot work; raised at startup, naming what to fix."""
 
 
+class SchemaError(ConfigError):
+    """The database is not at the schema this hookhub needs; the message names the command that fixes it."""
+
+
 class StoreUnavailable(HookhubError):
     """The store cannot be reached or is locked past its timeout; callers answer 503."""
 

@@ -17,7 +17,7 @@ from .pipeline import Pipeline
 from .registry import Registry
 from .retry import RetryPolicy
 from .scheduler import Scheduler
-from .store import Store
+from .store import Store, migrate
 
 log = logging.getLogger("hookhub")
 
@@ -51,8 +51,9 @@ class Hub:
     def __init__(self, config: dict[str, Any], extra_plugins: Iterable[Any] = ()):
         self.pm = plugins.load(config, extra_plugins)
         self.hooks = plugins.Hooks(self.pm)
-        self.store = Store(config["HOOKHUB_DATABASE_URL"], timeout=config["HOOKHUB_STORE_TIMEOUT"])
-        self.store.create_schema()
+        self.store = Store(config["HOOKHUB_DATABASE_URL"], timeout=config["HOOKHUB_STORE_TIMEOUT"],
+                           pool_size=config["HOOKHUB_DATABASE_POOL_SIZE"])
+        self._store_ready = False
         try:
             self.registry = Registry(self.hooks.register_providers(), config, memo_for=self.store.memo)
         except BaseException:
@@ -83,6 +84,15 @@ class Hub:
             return app.extensions["hookhub"]
         except KeyError:
             raise ConfigError("this Flask app was not made by hookhub.create_app") from None
+
+    def prepare_store(self) -> None:
+        """Make sure the store has the newest schema before anything uses it (once per hub).
+
+        An empty database gets the schema; any other schema but the newest raises ``SchemaError``.
+        """
+        if not self._store_ready:
+            migrate.ensure_ready(self.store)
+            self._store_ready = True
 
     def run_due_work(self) -> int:
         """One round of background work: due re-verifications, then due deliveries; how many ran."""

@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import itertools
+import os
 import time
+import uuid
 
+import psycopg
 import pytest
+from sqlalchemy.engine import make_url
 
 from fakes.moncash import FakeMonCash
 from fakes.monext import FakeMonext
@@ -96,8 +101,59 @@ def monext_config(fake: FakeMonext) -> dict:
     }
 
 
+# The PostgreSQL server the tests may use; each test run creates its own database on it.
+POSTGRESQL_URL = os.environ.get("HOOKHUB_TEST_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def pytest_generate_tests(metafunc):
+    """Tests that take ``database`` run on each database their module lists in ``DATABASES``."""
+    if "database" in metafunc.fixturenames:
+        metafunc.parametrize("database", getattr(metafunc.module, "DATABASES", ("sqlite",)), indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgresql_database():
+    """A fresh database for this test run on the PostgreSQL server, dropped when the run ends."""
+    admin = make_url(POSTGRESQL_URL)
+    try:
+        connection = psycopg.connect(POSTGRESQL_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        if os.environ.get("HOOKHUB_TEST_REQUIRE_POSTGRESQL"):
+            pytest.fail(f"PostgreSQL is required here but unreachable at {admin.render_as_string()}: {exc}")
+        pytest.skip(f"no PostgreSQL server reachable at {admin.render_as_string()} "
+                    f"(set HOOKHUB_TEST_POSTGRESQL_URL): {exc}")
+    name = f"hookhub_test_{uuid.uuid4().hex[:12]}"
+    with connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield admin.set(database=name)
+        finally:
+            connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+_schemas = itertools.count()
+
+
 @pytest.fixture
-def make_app(tmp_path, moncash, monri, monext):
+def postgresql_url(postgresql_database):
+    """A URL of an empty schema of this run's database, for one test (the URL puts it first on the search path)."""
+    schema = f"test_{next(_schemas)}"
+    with psycopg.connect(postgresql_database.render_as_string(hide_password=False), autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    return postgresql_database.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+        hide_password=False)
+
+
+@pytest.fixture
+def database(request):
+    """The store's URL: None for SQLite in the app's instance folder, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        return None
+    return request.getfixturevalue("postgresql_url")
+
+
+@pytest.fixture
+def make_app(tmp_path, moncash, monri, monext, database):
     """Build a fresh app: every built-in provider on its fake, no scheduler thread (tests drain work)."""
     apps = []
 
@@ -115,6 +171,8 @@ def make_app(tmp_path, moncash, monri, monext):
             settings.update(monri_config(monri))
         if with_monext:
             settings.update(monext_config(monext))
+        if database:
+            settings["HOOKHUB_DATABASE_URL"] = database
         settings.update(config or {})
         app = create_app(settings, plugins=plugins, instance_path=str(tmp_path / f"instance{len(apps)}"),
                          environ={})

@@ -18,6 +18,7 @@ from conftest import SECRET_KEY, Recorder, drain, hub_of, moncash_config
 from hookhub import hookimpl
 
 ROOT = Path(__file__).resolve().parent.parent
+DATABASES = ("sqlite", "postgresql")
 
 
 def run(app, *args):

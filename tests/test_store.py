@@ -1,4 +1,5 @@
-"""The store on its own: leases, deferred jobs, and the per-transaction lock under threads."""
+"""The store on its own, on SQLite and on PostgreSQL: leases, deferred jobs, claims, and the
+per-transaction lock under threads (each thread on its own connection)."""
 
 from __future__ import annotations
 
@@ -6,17 +7,28 @@ import threading
 import time
 from datetime import datetime, timezone
 
+import psycopg
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from hookhub import Trigger
+from hookhub.errors import StoreUnavailable
 from hookhub.states import TransactionState, is_transition
-from hookhub.store import Store, utcnow
+from hookhub.store import Store, migrate, utcnow
+
+
+DATABASES = ("sqlite", "postgresql")
 
 
 @pytest.fixture
-def store(tmp_path):
-    store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
-    store.create_schema()
+def url(tmp_path, database):
+    return database or f"sqlite:///{tmp_path / 'store.sqlite3'}"
+
+
+@pytest.fixture
+def store(url):
+    store = Store(url)
+    migrate.upgrade(store)
     yield store
     store.close()
 
@@ -59,24 +71,100 @@ def test_deferred_verification_is_one_job_per_reference_and_revives(store):
 
 
 def test_the_transaction_lock_serializes_threads(store):
-    """Many threads race to approve one transaction: exactly one event, and no lost update."""
+    """Many threads race to approve one pending transaction: exactly one event, no lost update, no error."""
+    pending = add_event(store, TransactionState("pending", "t1", "o1", 100, "HTG", {"id": "t1"}))
     barrier = threading.Barrier(12)
-    made = []
+    made, errors = [], []
 
     def race():
         barrier.wait()
-        with store.locked("p", "t1") as tx:
-            current = tx.current.status if tx.current else None
-            if is_transition(current, "approved"):
-                time.sleep(0.01)  # widen the window a lost update would need
-                made.append(tx.add_event(approved(), source="return", inbound_call_id=None,
-                                         received_at=datetime.now(timezone.utc), handlers=["h1"]))
+        try:
+            with store.locked("p", "t1") as tx:
+                current = tx.current.status if tx.current else None
+                if is_transition(current, "approved"):
+                    time.sleep(0.01)  # widen the window a lost update would need
+                    made.append(tx.add_event(approved(), source="return", inbound_call_id=None,
+                                             received_at=datetime.now(timezone.utc), handlers=["h1"]))
+        except Exception as exc:  # a constraint caught what the lock should have prevented
+            errors.append(exc)
 
     threads = [threading.Thread(target=race) for _ in range(12)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    assert errors == []
     assert len(made) == 1
-    assert [e.id for e in store.list_events()] == [made[0].id]
-    assert len(store.list_deliveries()) == 1
+    assert [e.id for e in store.list_events()] == [pending.id, made[0].id]
+    assert len(store.list_deliveries()) == 2
+
+
+@pytest.fixture
+def impatient(url):
+    """The same store opened by another process that waits for locks only briefly."""
+    other = Store(url, timeout=0.3)
+    yield other
+    other.close()
+
+
+def test_the_transaction_lock_is_held_against_other_connections_until_the_timeout(store, impatient):
+    add_event(store, approved())  # the lock's row exists: only the lock itself can hold anyone up
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with store.locked("p", "t1"):
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(5)
+        with pytest.raises(StoreUnavailable):
+            with impatient.locked("p", "t1"):
+                pass
+        if store.dialect == "postgresql":  # row locks: other transactions are not held up
+            with impatient.locked("p", "another key"):
+                pass
+    finally:
+        release.set()
+        holder.join()
+    with impatient.locked("p", "t1") as tx:  # released at the end of the holder's block
+        assert tx.current.status == "approved"
+
+
+def test_concurrent_claims_never_hand_out_one_delivery_twice(store):
+    for n in range(40):
+        add_event(store, approved(f"t{n}"), handlers=("h1", "h2"))
+    claimed, barrier = [], threading.Barrier(8)
+
+    def claim_all():
+        barrier.wait()
+        while (job := store.claim_delivery(["h1", "h2"], lease=60)) is not None:
+            claimed.append((job.event.id, job.handler))
+
+    threads = [threading.Thread(target=claim_all) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(claimed) == 80 and len(set(claimed)) == 80
+
+
+def test_the_database_refuses_a_second_event_of_one_status_for_a_transaction(store):
+    """Even if every lock failed, one transaction can never get two events of the same type."""
+    add_event(store, approved())
+    with pytest.raises(IntegrityError):
+        add_event(store, approved())  # bypasses the state machine on purpose
+    assert len(store.list_events()) == 1 and len(store.list_deliveries()) == 1
+
+
+def test_a_row_held_by_a_stuck_claim_is_skipped_not_waited_for(store, url, impatient):
+    if store.dialect != "postgresql":
+        pytest.skip("SQLite has one writer at a time; there is no row to skip past")
+    first, second = add_event(store, approved("t1")), add_event(store, approved("t2"))
+    [held_id] = [d["id"] for d in store.list_deliveries(event_id=first.id)]
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as stuck:  # mid-claim, on another host
+        stuck.execute("SELECT id FROM deliveries WHERE id = %s FOR UPDATE", (held_id,))
+        job = impatient.claim_delivery(["h1"], lease=60)
+    assert job is not None and job.event.id == second.id

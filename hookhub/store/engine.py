@@ -5,19 +5,35 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 
 WRITE = "hookhub_write"  # execution option: this transaction will write
 
-
-def make_engine(url: str, *, timeout: float) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, full fsync, foreign keys and writer serialization."""
-    if make_url(url).get_backend_name() == "sqlite":
-        return _sqlite_engine(url, timeout)
-    return create_engine(url, pool_pre_ping=True)
+# A plain ``postgresql://`` URL means psycopg 3, the driver hookhub installs.
+_DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg"}
 
 
-def _sqlite_engine(url: str, timeout: float) -> Engine:
+def database_url(url: str | URL) -> URL:
+    """``url`` with hookhub's driver filled in where the URL names none."""
+    parsed = make_url(url)
+    if "+" not in parsed.drivername and parsed.drivername in _DEFAULT_DRIVERS:
+        parsed = parsed.set(drivername=_DEFAULT_DRIVERS[parsed.drivername])
+    return parsed
+
+
+def make_engine(url: str | URL, *, timeout: float, pool_size: int = 5) -> Engine:
+    """An engine for ``url``. SQLite gets WAL, full fsync, foreign keys and writer serialization;
+    PostgreSQL gets a bounded pool and waits for locks no longer than ``timeout``."""
+    parsed = database_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed, timeout)
+    if parsed.get_backend_name() == "postgresql":
+        return _postgresql_engine(parsed, timeout, pool_size)
+    return create_engine(parsed, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size,
+                         pool_timeout=timeout)
+
+
+def _sqlite_engine(url: URL, timeout: float) -> Engine:
     engine = create_engine(url, connect_args={"timeout": timeout, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
@@ -38,5 +54,30 @@ def _sqlite_engine(url: str, timeout: float) -> Engine:
         # lock on SQLite: one writer at a time across every process on the host.
         immediate = connection.get_execution_options().get(WRITE, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def _postgresql_engine(url: URL, timeout: float, pool_size: int) -> Engine:
+    connect_args = {
+        "connect_timeout": max(1, round(timeout)),
+        # A host that vanishes without closing its connections (power cut, network partition)
+        # releases its locks within about a minute, instead of the kernel's two hours.
+        "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3,
+        "application_name": "hookhub",
+    }
+    engine = create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size,
+                           pool_timeout=timeout, connect_args=connect_args)
+    lock_timeout = max(1, int(timeout * 1000))
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        # Waiting for a row lock longer than the store timeout fails the statement, so the caller
+        # answers 503 and the provider retries, as with SQLite's busy timeout. A transaction left
+        # open by a stuck process is ended by the server, releasing what it held.
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET lock_timeout = {lock_timeout}")
+            cursor.execute(f"SET idle_in_transaction_session_timeout = {max(60_000, lock_timeout * 12)}")
+        dbapi_connection.commit()
 
     return engine

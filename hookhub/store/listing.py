@@ -8,7 +8,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import Connection, and_, delete, func, or_, select, update
 
 from ..events import Event
 from . import schema
@@ -110,3 +110,27 @@ class Listing:
                     status="pending", attempts=0, next_attempt_at=now, last_error=None, lease_until=None,
                     lease_owner=None, updated_at=now))
         return ids
+
+    def prune_calls(self, *, before: datetime, dry_run: bool = False, batch: int = 1000) -> int:
+        """Delete inbound calls received before ``before``; how many (would) go.
+
+        A call whose verification is still pending is kept: the re-check records its outcome on
+        it. Events, transactions and deliveries are kept; an event's ``inbound_call_id`` may then
+        name a call that is gone. Deletes in batches, each its own short transaction, so a large
+        prune never holds the store's write lock for long.
+        """
+        c, v = schema.inbound_calls.c, schema.verifications.c
+        prunable = and_(c.received_at < before, c.id.not_in(
+            select(v.inbound_call_id).where(v.status == "pending", v.inbound_call_id.is_not(None))))
+        if dry_run:
+            with self._read() as conn:
+                return conn.execute(select(func.count()).select_from(schema.inbound_calls).where(prunable)).scalar_one()
+        deleted = 0
+        while True:
+            with self._write() as conn:
+                ids = list(conn.execute(select(c.id).where(prunable).order_by(c.id).limit(batch)).scalars())
+                if ids:
+                    conn.execute(delete(schema.inbound_calls).where(c.id.in_(ids)))
+            deleted += len(ids)
+            if len(ids) < batch:
+                return deleted

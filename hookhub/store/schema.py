@@ -66,7 +66,16 @@ inbound_calls = Table(
     Index("ix_inbound_calls_provider_reference", "provider", "reference"),
 )
 
-# One row per payment or payout: its current state. The per-transaction lock is taken on this row.
+# The per-transaction lock: one row per (provider, key), inserted if absent and then locked
+# (SELECT ... FOR UPDATE) by whoever reconciles that transaction. It exists before the transaction
+# has any state, so the first callback and the first return for a payment wait for each other too.
+transaction_locks = Table(
+    "transaction_locks", metadata,
+    Column("provider", String(64), primary_key=True),
+    Column("key", String(128), primary_key=True),
+)
+
+# One row per payment or payout: its current state.
 transactions = Table(
     "transactions", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -100,8 +109,10 @@ events = Table(
     Column("raw", JSONText, nullable=False),
     Column("expected", JSONText),
     Column("inbound_call_id", Integer),
-    Index("ix_events_transaction_pk", "transaction_pk"),
     Index("ix_events_received_at", "received_at"),
+    # The state machine never reaches a status twice, so a second event of one type for one
+    # transaction is a double: the database refuses it even if every lock above it failed.
+    Index("uq_events_transaction_type", "transaction_pk", "type", unique=True),
 )
 
 # One row per (event, handler): each handler's delivery lives and fails on its own.

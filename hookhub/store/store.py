@@ -71,7 +71,7 @@ def _record_from_row(row: Any) -> TransactionRecord:
 
 
 class Locked:
-    """One transaction's row, locked until the surrounding ``Store.locked`` block ends."""
+    """One transaction, locked until the surrounding ``Store.locked`` block ends."""
 
     def __init__(self, conn: Connection, provider: str, key: str):
         self._conn = conn
@@ -79,8 +79,7 @@ class Locked:
         self.key = key
         row = conn.execute(
             select(schema.transactions).where(
-                schema.transactions.c.provider == provider, schema.transactions.c.key == key
-            ).with_for_update()
+                schema.transactions.c.provider == provider, schema.transactions.c.key == key)
         ).first()
         self._pk: int | None = row.id if row else None
         self.current = _record_from_row(row) if row else None
@@ -163,16 +162,14 @@ class ProviderMemo:
 
 
 class Store(Listing):
-    def __init__(self, url: str, *, timeout: float = 5.0):
-        self.engine = make_engine(url, timeout=timeout)
+    def __init__(self, url: str, *, timeout: float = 5.0, pool_size: int = 5):
+        self.engine = make_engine(url, timeout=timeout, pool_size=pool_size)
         self.dialect = self.engine.dialect.name
 
-    def create_schema(self) -> None:
-        """Create missing tables; safe when several processes start at once."""
-        with self._write() as conn:
-            if self.dialect == "postgresql":  # SQLite's write lock already serializes this
-                conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended('hookhub schema', 0))"))
-            schema.metadata.create_all(conn)
+    def serialize_schema_changes(self, conn: Connection) -> None:
+        """Make processes that change the schema at once take turns (SQLite's write lock already does)."""
+        if self.dialect == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended('hookhub schema', 0))"))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -238,10 +235,11 @@ class Store(Listing):
         their blocks one after the other.
         """
         with self._write() as conn:
-            if self.dialect == "postgresql":
-                # The row may not exist yet, so lock the key itself, for this transaction only.
-                conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
-                             {"k": f"{provider}\x00{key}"})
+            # Concurrent inserts of one new key wait for each other and leave one row, which the
+            # second statement then locks: a row lock on every database, held until commit.
+            self._insert_if_absent(conn, schema.transaction_locks, dict(provider=provider, key=key))
+            lk = schema.transaction_locks.c
+            conn.execute(select(lk.provider).where(lk.provider == provider, lk.key == key).with_for_update()).one()
             yield Locked(conn, provider, key)
 
     def get_transaction(self, provider: str, key: str) -> TransactionRecord | None:
