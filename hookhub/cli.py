@@ -270,7 +270,8 @@ def calls_prune(before: datetime, dry_run: bool) -> None:
 def db_current(check: bool) -> None:
     """Show the database's schema revision and the newest one this hookhub knows."""
     status = migrate.status(Hub.of(current_app).store)
-    click.echo(f"{status.describe()}; newest: {status.head}")
+    upgradable = not status.up_to_date and status.known and not status.clashes
+    click.echo(status.describe() + (f"; `hookhub db upgrade` brings it to {status.head}" if upgradable else ""))
     if check and not status.up_to_date:
         sys.exit(1)
 
@@ -289,8 +290,9 @@ def db_upgrade(revision: str) -> None:
         raise click.ClickException(str(exc)) from None
     if before.current == after.current and not before.unversioned:
         click.echo(f"nothing to do: {after.describe()}")
-    else:
-        click.echo(f"upgraded from {before.current or 'nothing'} to {after.current}")
+        return
+    start = before.current or (f"{migrate.BASELINE} (before migrations)" if before.unversioned else "an empty database")
+    click.echo(f"upgraded from {start} to {after.current}")
 
 
 def main(argv: list[str] | None = None) -> None:

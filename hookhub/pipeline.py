@@ -16,7 +16,7 @@ from typing import Any
 from . import redact
 from .calls import InboundCall, Reply, Trigger
 from .errors import (InvalidRequest, ProviderAuthError, ProviderError, ProviderNotFound, ProviderUnavailable,
-                     ValidationError)
+                     StoreUnavailable, ValidationError)
 from .events import Event
 from .plugins import Hooks
 from .providers import Provider
@@ -109,7 +109,19 @@ class Pipeline:
 
     def handle(self, call: InboundCall) -> Handled:
         """Run one inbound call through the whole flow. ``StoreUnavailable`` propagates (503)."""
-        call = dataclasses.replace(call, id=self.store.record_call(call))
+        call_id = self.store.record_call(call)
+        try:
+            return self._handle_recorded(dataclasses.replace(call, id=call_id))
+        except StoreUnavailable as exc:
+            # Recorded, then the store failed (a lock held past the timeout, a lost connection):
+            # say so on the call if the store still answers, so it does not look in flight forever.
+            try:
+                self.store.finish_call(call_id, outcome="store_unavailable", status_code=503, error=str(exc))
+            except StoreUnavailable:
+                pass
+            raise
+
+    def _handle_recorded(self, call: InboundCall) -> Handled:
         provider = self.registry.get(call.provider)
         if provider is None:
             return self._refuse(call, 404, "unknown_provider", "no provider by that name is configured here")

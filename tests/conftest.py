@@ -106,9 +106,12 @@ POSTGRESQL_URL = os.environ.get("HOOKHUB_TEST_POSTGRESQL_URL", "postgresql://pos
 
 
 def pytest_generate_tests(metafunc):
-    """Tests that take ``database`` run on each database their module lists in ``DATABASES``."""
+    """Tests that take ``database`` run on each database their ``databases`` mark names, else on
+    those their module lists in ``DATABASES``, else on SQLite."""
     if "database" in metafunc.fixturenames:
-        metafunc.parametrize("database", getattr(metafunc.module, "DATABASES", ("sqlite",)), indirect=True)
+        marker = metafunc.definition.get_closest_marker("databases")
+        names = marker.args if marker else getattr(metafunc.module, "DATABASES", ("sqlite",))
+        metafunc.parametrize("database", names, indirect=True)
 
 
 @pytest.fixture(scope="session")
@@ -157,7 +160,7 @@ def make_app(tmp_path, moncash, monri, monext, database):
     """Build a fresh app: every built-in provider on its fake, no scheduler thread (tests drain work)."""
     apps = []
 
-    def make(config=None, plugins=(), with_moncash=True, with_monri=True, with_monext=True):
+    def make(config=None, plugins=(), with_moncash=True, with_monri=True, with_monext=True, prepare_store=True):
         settings = {
             "HOOKHUB_SECRET_KEY": SECRET_KEY,
             "HOOKHUB_SCHEDULER": False,
@@ -175,7 +178,7 @@ def make_app(tmp_path, moncash, monri, monext, database):
             settings["HOOKHUB_DATABASE_URL"] = database
         settings.update(config or {})
         app = create_app(settings, plugins=plugins, instance_path=str(tmp_path / f"instance{len(apps)}"),
-                         environ={})
+                         environ={}, prepare_store=prepare_store)
         apps.append(app)
         return app
 

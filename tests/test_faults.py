@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
+import psycopg
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -32,6 +34,27 @@ def test_locked_store_answers_503_and_never_a_200(make_app, recorder, moncash):
     drain(app)
     assert [e.transaction_id for e in recorder.events] == ["locked-1"]
     assert [c["outcome"] for c in hub_of(app).store.list_calls()] == ["event"]  # the 503 left nothing
+
+
+@pytest.mark.databases("postgresql")
+def test_a_transaction_locked_past_the_timeout_answers_503_on_postgresql(make_app, recorder, moncash, database):
+    """Another host holds this transaction's row lock too long: the call is recorded, then refused with 503."""
+    app = make_app({"HOOKHUB_STORE_TIMEOUT": 0.3}, plugins=[recorder])
+    client = app.test_client()
+    moncash.add_payment("locked-2", "order-locked-2", 10)
+    with psycopg.connect(database) as holder:
+        holder.execute("INSERT INTO transaction_locks (provider, key) VALUES ('moncash', 'locked-2')")
+        holder.commit()
+        holder.execute("SELECT * FROM transaction_locks WHERE key = 'locked-2' FOR UPDATE")
+        response = client.post("/hooks/moncash", json={"transactionId": "locked-2"})
+        assert response.status_code == 503 and response.get_json()["error"] == "store_unavailable"
+        assert response.headers["Retry-After"]
+        [call] = hub_of(app).store.list_calls()  # other transactions go on: the call was recorded
+        assert (call["outcome"], call["status_code"]) == ("store_unavailable", 503)
+        assert "lock timeout" in call["error"] and hub_of(app).store.list_events() == []
+    assert client.post("/hooks/moncash", json={"transactionId": "locked-2"}).status_code == 200
+    drain(app)
+    assert [e.transaction_id for e in recorder.events] == ["locked-2"]
 
 
 def test_broken_store_answers_503_on_every_route(make_app, recorder, moncash):

@@ -9,6 +9,8 @@ import pytest
 from conftest import SECRET_KEY, Recorder, drain, hub_of
 from hookhub import hookimpl, read_result
 
+DATABASES = ("sqlite", "postgresql")
+
 
 def result_of(response):
     assert response.status_code == 303, response.get_data(as_text=True)

@@ -14,6 +14,8 @@ from hookhub import client as provider_client
 from hookhub import ProviderAPIError, hookimpl, read_result
 from hookhub.pipeline import UNCONFIRMED_RECHECKS
 
+DATABASES = ("sqlite", "postgresql")
+
 
 class Prices:
     """The merchant's expected price of each order (``hookhub_expected_payment``)."""

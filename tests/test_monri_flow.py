@@ -10,6 +10,8 @@ import pytest
 from conftest import PUBLIC_URL, SECRET_KEY, drain, hub_of
 from hookhub import client as hookhub_client, read_result
 
+DATABASES = ("sqlite", "postgresql")
+
 
 def callback_body(**overrides) -> dict:
     body = {"id": 996660, "acquirer": "xml-sim", "order_number": "0d4546c748b9c4f", "order_info": "Monri Test",

@@ -10,6 +10,8 @@ import logging
 from conftest import drain, hub_of
 from hookhub import hookimpl
 
+DATABASES = ("sqlite", "postgresql")
+
 
 def plain(value):
     return bytes(value).decode("latin-1") if isinstance(value, (bytes, memoryview)) else str(value)

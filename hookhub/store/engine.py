@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import create_engine, event
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.engine import URL, Engine, make_url
+
+from ..errors import ConfigError
 
 WRITE = "hookhub_write"  # execution option: this transaction will write
 
@@ -15,7 +18,10 @@ _DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg"}
 
 def database_url(url: str | URL) -> URL:
     """``url`` with hookhub's driver filled in where the URL names none."""
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(f"HOOKHUB_DATABASE_URL is not a database URL: {exc}") from None
     if "+" not in parsed.drivername and parsed.drivername in _DEFAULT_DRIVERS:
         parsed = parsed.set(drivername=_DEFAULT_DRIVERS[parsed.drivername])
     return parsed
@@ -29,8 +35,9 @@ def make_engine(url: str | URL, *, timeout: float, pool_size: int = 5) -> Engine
         return _sqlite_engine(parsed, timeout)
     if parsed.get_backend_name() == "postgresql":
         return _postgresql_engine(parsed, timeout, pool_size)
-    return create_engine(parsed, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size,
-                         pool_timeout=timeout)
+    # Other databases would run, but with their own limits (binary and text sizes, time precision,
+    # transactional DDL) that the store has not been proven against: refuse rather than surprise.
+    raise ConfigError(f"HOOKHUB_DATABASE_URL: {parsed.get_backend_name()} is not supported; use sqlite or postgresql")
 
 
 def _sqlite_engine(url: URL, timeout: float) -> Engine:
@@ -66,8 +73,11 @@ def _postgresql_engine(url: URL, timeout: float, pool_size: int) -> Engine:
         "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3,
         "application_name": "hookhub",
     }
-    engine = create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size,
-                           pool_timeout=timeout, connect_args=connect_args)
+    try:
+        engine = create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size,
+                               pool_timeout=timeout, connect_args=connect_args)
+    except (ImportError, NoSuchModuleError) as exc:
+        raise ConfigError(f"HOOKHUB_DATABASE_URL names a driver that is not installed: {exc}") from None
     lock_timeout = max(1, int(timeout * 1000))
 
     @event.listens_for(engine, "connect")

@@ -333,15 +333,8 @@ class Store(Listing):
             ).values(status="pending", attempts=0, next_attempt_at=due, context=trigger.context, updated_at=now))
 
     def _insert_if_absent(self, conn: Connection, table: Any, values: dict[str, Any]) -> None:
-        if self.dialect in ("sqlite", "postgresql"):
-            dialect_insert = sqlite_insert if self.dialect == "sqlite" else postgresql_insert
-            conn.execute(dialect_insert(table).values(**values).on_conflict_do_nothing())
-            return
-        try:
-            with conn.begin_nested():
-                conn.execute(insert(table).values(**values))
-        except sa_exc.IntegrityError:
-            pass
+        dialect_insert = sqlite_insert if self.dialect == "sqlite" else postgresql_insert
+        conn.execute(dialect_insert(table).values(**values).on_conflict_do_nothing())
 
     def claim_verification(self, providers: Sequence[str], *, lease: float) -> VerificationJob | None:
         """Lease the most overdue re-verification for one of ``providers``."""

@@ -1,0 +1,67 @@
+"""What an operator sets up around hookhub: proxies in front, retention of stored calls, settings."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import update
+
+from conftest import hub_of
+from hookhub.errors import ConfigError
+from hookhub.store import schema, utcnow
+
+DATABASES = ("sqlite", "postgresql")
+
+
+@pytest.mark.parametrize("hops", [0, 1])
+def test_forwarded_headers_count_only_from_the_proxies_configured(make_app, moncash, hops):
+    app = make_app({"HOOKHUB_PROXY_HOPS": hops})
+    moncash.add_payment("px-1", "order-px", 10)
+    forwarded = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https", "X-Forwarded-Prefix": "/pay"}
+    response = app.test_client().get("/return/moncash?transactionId=px-1", headers=forwarded,
+                                     environ_base={"REMOTE_ADDR": "10.0.0.2"})
+    [call] = hub_of(app).store.list_calls()
+    if hops:  # behind one proxy: the buyer's address, and links under the proxy's prefix
+        assert call["peer"] == "203.0.113.9"
+        assert response.headers["Location"].startswith("/pay/result/success?")
+    else:  # no proxy configured: anyone could send those headers, so they mean nothing
+        assert call["peer"] == "10.0.0.2"
+        assert response.headers["Location"].startswith("/result/success?")
+
+
+@pytest.mark.parametrize("name,value", [("HOOKHUB_PROXY_HOPS", "-1"), ("HOOKHUB_PROXY_HOPS", "one"),
+                                        ("HOOKHUB_DATABASE_POOL_SIZE", "0"),
+                                        ("HOOKHUB_DATABASE_URL", "mysql://root@127.0.0.1/test"),
+                                        ("HOOKHUB_DATABASE_URL", "postgresql+nodriver://postgres@127.0.0.1/test"),
+                                        ("HOOKHUB_DATABASE_URL", "not a url")])
+def test_impossible_deployment_settings_stop_the_start(make_app, name, value):
+    with pytest.raises(ConfigError, match=name):
+        make_app({name: value})
+
+
+def test_old_inbound_calls_are_pruned_but_not_events_or_pending_checks(make_app, recorder, moncash):
+    app = make_app(plugins=[recorder])
+    client = app.test_client()
+    moncash.add_payment("old-1", "order-old-1", 10)
+    moncash.add_payment("old-2", "order-old-2", 10, message="processing")  # its re-check stays pending
+    moncash.add_payment("new-1", "order-new-1", 10)
+    client.post("/hooks/moncash", json={"transactionId": "old-1"})
+    client.post("/hooks/moncash", json={"transactionId": "old-1"})
+    client.post("/hooks/moncash", json={"transactionId": "old-2"})
+    client.post("/hooks/moncash", data=b"{", content_type="application/json")
+    store = hub_of(app).store
+    with store._write() as conn:  # these four arrived 100 days ago
+        conn.execute(update(schema.inbound_calls).values(received_at=utcnow() - timedelta(days=100)))
+    client.post("/hooks/moncash", json={"transactionId": "new-1"})
+
+    runner = app.test_cli_runner()
+    dry = runner.invoke(args=["hookhub", "calls", "prune", "--older-than", "90d", "--dry-run"])
+    assert dry.exit_code == 0 and dry.output.startswith("3 inbound calls") and "would be deleted" in dry.output
+    assert len(store.list_calls()) == 5
+    pruned = runner.invoke(args=["hookhub", "calls", "prune", "--older-than", "90d"])
+    assert pruned.exit_code == 0 and pruned.output.startswith("3 inbound calls")
+    kept = store.list_calls()
+    assert sorted(c["reference"] or "" for c in kept) == ["new-1", "old-2"]
+    assert sorted(e.transaction_id for e in store.list_events()) == ["new-1", "old-1", "old-2"]
+    assert runner.invoke(args=["hookhub", "calls", "prune"]).exit_code == 2  # a cutoff is required

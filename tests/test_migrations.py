@@ -1,0 +1,160 @@
+"""The store's schema over time: created on first start, upgraded by ``hookhub db upgrade`` with the
+data in it kept and still working, and never run by a hookhub that does not know it."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import MetaData, create_engine, func, select, text
+
+from conftest import drain, hub_of
+from hookhub import hookimpl
+from hookhub.errors import SchemaError
+from hookhub.store import Store, migrate, schema
+
+DATABASES = ("sqlite", "postgresql")
+ROOT = Path(__file__).resolve().parent.parent
+# A store written by hookhub 0.1, before migrations: three MonCash payments (delivered, dead-lettered,
+# pending with a re-check due), a duplicate callback and a malformed one.
+LEGACY_DUMP = Path(__file__).parent / "data" / "hookhub-0.1.sqlite.sql"
+
+
+class Shop:
+    """The merchant handler the legacy store's deliveries were made for."""
+
+    def __init__(self):
+        self.events = []
+
+    @hookimpl
+    def hookhub_handle_event(self, event):
+        self.events.append(event)
+
+
+@pytest.fixture
+def url(tmp_path, database):
+    return database or f"sqlite:///{tmp_path / 'hookhub.sqlite3'}"
+
+
+@pytest.fixture
+def store(url):
+    store = Store(url)
+    yield store
+    store.close()
+
+
+def legacy_rows() -> dict[str, list[dict]]:
+    """The legacy dump's rows, table by table, read back through SQLite."""
+    engine = create_engine("sqlite://")
+    with engine.connect() as conn:
+        conn.connection.driver_connection.executescript(LEGACY_DUMP.read_text())
+        tables = MetaData()
+        tables.reflect(conn)
+        rows = {name: [r._asdict() for r in conn.execute(select(table))] for name, table in tables.tables.items()}
+    engine.dispose()
+    return rows
+
+
+@pytest.fixture
+def legacy(url, store):
+    """The database as hookhub 0.1 left it: its tables, its data, and no migration history."""
+    if store.dialect == "sqlite":
+        with sqlite3.connect(store.engine.url.database) as conn:
+            conn.executescript(LEGACY_DUMP.read_text())
+        return
+    # Elsewhere, the same tables (revision 0001 is exactly what 0.1 created) holding the same rows.
+    migrate.upgrade(store, migrate.BASELINE)
+    tables = MetaData()
+    with store.engine.begin() as conn:
+        conn.execute(text(f"DROP TABLE {migrate.VERSION_TABLE}"))
+        tables.reflect(conn)
+        rows = legacy_rows()
+        for name in ("transactions", "events", "deliveries", "verifications", "inbound_calls", "provider_memos"):
+            if rows[name]:
+                conn.execute(tables.tables[name].insert(), rows[name])
+            if "id" in tables.tables[name].c and name != "events":
+                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), (SELECT max(id) FROM {name}))"))
+
+
+def run(app, *args):
+    return app.test_cli_runner().invoke(args=["hookhub", *args])
+
+
+def test_an_empty_database_gets_exactly_the_schema_the_code_declares(make_app, store, url):
+    make_app({"HOOKHUB_DATABASE_URL": url})  # first start: created, nobody asked to
+    assert migrate.status(store).up_to_date
+    with store.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"version_table": migrate.VERSION_TABLE, "compare_type": True})
+        assert compare_metadata(context, schema.metadata) == []
+
+
+def test_a_legacy_database_is_upgraded_by_the_operator_and_keeps_working(make_app, legacy, store, url, moncash):
+    with pytest.raises(SchemaError, match=r"before migrations \(revision 0001\).*hookhub db upgrade"):
+        make_app({"HOOKHUB_DATABASE_URL": url})  # a server never changes a schema that holds data
+
+    shop = Shop()
+    app = make_app({"HOOKHUB_DATABASE_URL": url}, plugins=[shop], prepare_store=False)
+    check = run(app, "db", "current", "--check")
+    assert check.exit_code == 1 and "before migrations" in check.output
+    assert run(app, "events", "list").exit_code == 1  # other commands refuse, naming the fix
+    upgraded = run(app, "db", "upgrade")
+    assert upgraded.exit_code == 0, upgraded.output
+    assert upgraded.output.strip() == "upgraded from 0001 (before migrations) to 0002"
+    assert run(app, "db", "upgrade").output.startswith("nothing to do")
+    assert run(app, "db", "current", "--check").exit_code == 0
+
+    old = legacy_rows()
+    stored = hub_of(app).store
+    assert [(e.id, e.type, e.amount) for e in stored.list_events()] == [
+        (r["id"], r["type"], r["amount"]) for r in old["events"]]
+    assert len(stored.list_calls()) == len(old["inbound_calls"]) == 5
+    assert [d["status"] for d in stored.list_deliveries()] == ["done", "dead", "done"]
+    with store.engine.connect() as conn:  # every stored transaction got its lock row
+        assert conn.execute(select(func.count()).select_from(schema.transaction_locks)).scalar_one() == 3
+
+    # The old data takes part in new work: a duplicate stays a duplicate, the pending payment moves
+    # on, and the dead letter is replayed with its original event id.
+    client = app.test_client()
+    moncash.add_payment("legacy-paid", "order-paid", 25)
+    moncash.add_payment("legacy-waiting", "order-waiting", 40)
+    assert client.post("/hooks/moncash", json={"transactionId": "legacy-paid"}).status_code == 200
+    assert client.post("/hooks/moncash", json={"transactionId": "legacy-waiting"}).status_code == 200
+    assert run(app, "events", "replay", "--failed").exit_code == 0
+    drain(app)
+    dead_letter = next(d["event_id"] for d in old["deliveries"] if d["status"] == "dead")
+    delivered = {(e.transaction_id, e.type): e.id for e in shop.events}
+    assert delivered[("legacy-fails", "payment.approved")] == dead_letter
+    assert ("legacy-waiting", "payment.approved") in delivered and len(delivered) == 2
+    assert [c["outcome"] for c in stored.list_calls(limit=2)] == ["event", "duplicate"]
+
+
+def test_a_database_from_a_newer_hookhub_is_never_touched(make_app, store, url):
+    migrate.upgrade(store)
+    with store.engine.begin() as conn:
+        conn.execute(text(f"UPDATE {migrate.VERSION_TABLE} SET version_num = '9999'"))
+    with pytest.raises(SchemaError, match="revision 9999, which only a newer hookhub knows"):
+        make_app({"HOOKHUB_DATABASE_URL": url})
+    app = make_app({"HOOKHUB_DATABASE_URL": url}, prepare_store=False)
+    refused = run(app, "db", "upgrade")
+    assert refused.exit_code == 1 and "only a newer hookhub" in refused.output
+    assert migrate.status(store).current == "9999"
+
+
+def test_servers_starting_at_once_on_an_empty_database_create_it_once(store, url, tmp_path):
+    starter = ("import sys; from hookhub import create_app; "
+               "create_app({'HOOKHUB_DATABASE_URL': sys.argv[1], 'HOOKHUB_SECRET_KEY': 'k', "
+               "'HOOKHUB_SCHEDULER': False}, instance_path=sys.argv[2], environ={})")
+    starts = [subprocess.Popen([sys.executable, "-c", starter, url, str(tmp_path / f"i{n}")], cwd=ROOT,
+                               stderr=subprocess.PIPE) for n in range(6)]
+    failures = [p.stderr.read().decode() for p in starts if p.wait(60) != 0]
+    for p in starts:
+        p.stderr.close()
+    assert failures == []
+    assert migrate.status(store).up_to_date
+    with store.engine.connect() as conn:
+        assert conn.execute(text(f"SELECT count(*) FROM {migrate.VERSION_TABLE}")).scalar_one() == 1
