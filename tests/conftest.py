@@ -156,6 +156,12 @@ def database(request):
 
 
 @pytest.fixture
+def url(tmp_path, database):
+    """A URL for a store of one's own: a fresh SQLite file, or the fresh PostgreSQL schema."""
+    return database or f"sqlite:///{tmp_path / 'store.sqlite3'}"
+
+
+@pytest.fixture
 def make_app(tmp_path, moncash, monri, monext, database):
     """Build a fresh app: every built-in provider on its fake, no scheduler thread (tests drain work)."""
     apps = []

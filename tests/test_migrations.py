@@ -37,11 +37,6 @@ class Shop:
 
 
 @pytest.fixture
-def url(tmp_path, database):
-    return database or f"sqlite:///{tmp_path / 'hookhub.sqlite3'}"
-
-
-@pytest.fixture
 def store(url):
     store = Store(url)
     yield store

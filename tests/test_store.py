@@ -21,11 +21,6 @@ DATABASES = ("sqlite", "postgresql")
 
 
 @pytest.fixture
-def url(tmp_path, database):
-    return database or f"sqlite:///{tmp_path / 'store.sqlite3'}"
-
-
-@pytest.fixture
 def store(url):
     store = Store(url)
     migrate.upgrade(store)
