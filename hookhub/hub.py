@@ -61,6 +61,8 @@ class Hub:
             raise
         self.handlers = self.hooks.handlers()
         self.secrets = self.registry.secrets() + [config["HOOKHUB_SECRET_KEY"]]
+        if self.store.engine.url.password:  # a driver's error may quote its connection string
+            self.secrets.append(str(self.store.engine.url.password))
         self.secret_filter = redact.SecretFilter(self.secrets)
         log.addFilter(self.secret_filter)
 

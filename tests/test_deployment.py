@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import update
 
 from conftest import hub_of
-from hookhub.errors import ConfigError
+from hookhub.errors import ConfigError, StoreUnavailable
 from hookhub.store import schema, utcnow
 
 DATABASES = ("sqlite", "postgresql")
@@ -35,6 +35,7 @@ def test_forwarded_headers_count_only_from_the_proxies_configured(make_app, monc
                                         ("HOOKHUB_DATABASE_URL", "mysql://root@127.0.0.1/test"),
                                         ("HOOKHUB_DATABASE_URL", "postgresql+nodriver://postgres@127.0.0.1/test"),
                                         ("HOOKHUB_DATABASE_URL", "not a url")])
+@pytest.mark.databases("sqlite")
 def test_impossible_deployment_settings_stop_the_start(make_app, name, value):
     with pytest.raises(ConfigError, match=name):
         make_app({name: value})
@@ -65,3 +66,16 @@ def test_old_inbound_calls_are_pruned_but_not_events_or_pending_checks(make_app,
     assert sorted(c["reference"] or "" for c in kept) == ["new-1", "old-2"]
     assert sorted(e.transaction_id for e in store.list_events()) == ["new-1", "old-1", "old-2"]
     assert runner.invoke(args=["hookhub", "calls", "prune"]).exit_code == 2  # a cutoff is required
+
+
+@pytest.mark.databases("sqlite")  # the URL under test replaces it
+def test_a_database_password_never_reaches_answers_or_logs(make_app, caplog):
+    url = "postgresql://hookhub:db-password-never-shown@127.0.0.1:1/hookhub"  # nothing listens there
+    with pytest.raises(StoreUnavailable) as refused:
+        make_app({"HOOKHUB_DATABASE_URL": url, "HOOKHUB_STORE_TIMEOUT": 1})
+    app = make_app({"HOOKHUB_DATABASE_URL": url, "HOOKHUB_STORE_TIMEOUT": 1}, prepare_store=False)
+    client = app.test_client()
+    answers = [client.get("/healthz"), client.post("/hooks/moncash", json={"transactionId": "1"})]
+    assert [a.status_code for a in answers] == [503, 503]
+    seen = str(refused.value) + caplog.text + "".join(a.get_data(as_text=True) for a in answers)
+    assert "127.0.0.1" in seen and "db-password-never-shown" not in seen
