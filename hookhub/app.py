@@ -23,9 +23,10 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, plugins: Iterabl
     optional ``hookhub.cfg`` in the instance folder, and ``test_config`` last. ``plugins`` are extra
     plugin objects (modules or instances) registered after the entry points and ``HOOKHUB_HANDLERS``.
 
-    The store is made ready first: an empty database gets the schema; a database at an older
-    schema raises ``SchemaError`` until ``hookhub db upgrade`` has run. ``prepare_store=False``
-    leaves the database alone (the ``hookhub db`` commands build their app so). Raises
+    The store is made ready first: an empty database gets the schema. A store that cannot be
+    reached, or has another schema than the newest (``hookhub db upgrade`` fixes an older one),
+    is logged, and calls get 503 until it is ready. ``prepare_store=False`` leaves the database
+    alone until first used (the ``hookhub`` command line builds its app so). Raises
     ``ConfigError`` when the configuration cannot work.
     """
     environ = os.environ if environ is None else environ
@@ -33,17 +34,15 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, plugins: Iterabl
     config.load(app, test_config, environ)
     hub = Hub(app.config, plugins)
     if prepare_store:
-        try:
-            hub.prepare_store()
-        except BaseException:
-            hub.close()
-            raise
+        hub.store_ready()  # creates the schema in an empty database; logs any other problem
     app.extensions["hookhub"] = hub
     if app.config["HOOKHUB_PROXY_HOPS"]:
-        # Behind that many proxies, the client address, scheme and host come from their headers;
-        # with no proxy configured those headers are the caller's own and are ignored.
-        hops = app.config["HOOKHUB_PROXY_HOPS"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_prefix=hops)  # type: ignore[method-assign]
+        # Behind that many proxies, each appending to X-Forwarded-For, the caller's address is that
+        # many entries from the end; with no proxy configured the header is the caller's own
+        # writing and is ignored. Nothing else is taken from forwarded headers: links hookhub
+        # builds are relative, and signed URLs are built from HOOKHUB_PUBLIC_URL.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["HOOKHUB_PROXY_HOPS"], x_proto=0,  # type: ignore[method-assign]
+                                x_host=0, x_port=0, x_prefix=0)
     web.init_app(app)
     app.cli.add_command(cli.cli)
     if app.config["HOOKHUB_SCHEDULER"]:

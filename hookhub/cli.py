@@ -18,7 +18,7 @@ from flask import current_app
 from flask.cli import AppGroup, ScriptInfo
 
 from . import jsonutil
-from .errors import SchemaError
+from .errors import SchemaError, StoreUnavailable
 from .hub import Hub
 from .store import migrate, utcnow
 
@@ -64,7 +64,7 @@ def _hub() -> Hub:
     hub = Hub.of(current_app)
     try:
         hub.prepare_store()
-    except SchemaError as exc:
+    except (SchemaError, StoreUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
     return hub
 
@@ -269,7 +269,10 @@ def calls_prune(before: datetime, dry_run: bool) -> None:
 @click.option("--check", is_flag=True, help="Exit with status 1 unless the schema is the newest.")
 def db_current(check: bool) -> None:
     """Show the database's schema revision and the newest one this hookhub knows."""
-    status = migrate.status(Hub.of(current_app).store)
+    try:
+        status = migrate.status(Hub.of(current_app).store)
+    except StoreUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
     upgradable = not status.up_to_date and status.known and not status.clashes
     click.echo(status.describe() + (f"; `hookhub db upgrade` brings it to {status.head}" if upgradable else ""))
     if check and not status.up_to_date:
@@ -286,7 +289,7 @@ def db_upgrade(revision: str) -> None:
     """
     try:
         before, after = migrate.upgrade(Hub.of(current_app).store, revision)
-    except SchemaError as exc:
+    except (SchemaError, StoreUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
     if before.current == after.current and not before.unversioned:
         click.echo(f"nothing to do: {after.describe()}")

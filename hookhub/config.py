@@ -19,7 +19,7 @@ log = logging.getLogger("hookhub")
 DEFAULTS: dict[str, Any] = {
     "HOOKHUB_DATABASE_URL": None,  # None: SQLite file in the instance folder
     "HOOKHUB_DATABASE_POOL_SIZE": 5,  # connections each process keeps (and may add as many again)
-    "HOOKHUB_PROXY_HOPS": 0,  # reverse proxies in front whose X-Forwarded-* headers are trusted
+    "HOOKHUB_PROXY_HOPS": 0,  # reverse proxies in front, each appending to X-Forwarded-For
     "HOOKHUB_SECRET_KEY": None,  # None: a key kept in the instance folder (fine for one host only)
     "HOOKHUB_PUBLIC_URL": None,
     "HOOKHUB_HANDLERS": "",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
 import weakref
 from collections.abc import Iterable
 from typing import Any
@@ -12,7 +14,7 @@ from flask import Flask
 
 from . import plugins, redact
 from .delivery import Deliverer
-from .errors import ConfigError
+from .errors import ConfigError, SchemaError, StoreUnavailable
 from .pipeline import Pipeline
 from .registry import Registry
 from .retry import RetryPolicy
@@ -21,6 +23,8 @@ from .store import Store, migrate
 
 log = logging.getLogger("hookhub")
 
+STORE_RECHECK_SECONDS = 1.0  # how often a store that is not ready is looked at again
+STORE_PROBLEM_LOG_SECONDS = 60.0  # how often the same problem with it is logged again
 ROUND_LIMIT = 100  # jobs per round of background work, so a backlog never starves the loop's checks
 
 _live_hubs: weakref.WeakSet[Hub] = weakref.WeakSet()
@@ -54,6 +58,10 @@ class Hub:
         self.store = Store(config["HOOKHUB_DATABASE_URL"], timeout=config["HOOKHUB_STORE_TIMEOUT"],
                            pool_size=config["HOOKHUB_DATABASE_POOL_SIZE"])
         self._store_ready = False
+        self._store_checked_at = -STORE_RECHECK_SECONDS
+        self._store_problem = ""
+        self._store_problem_logged_at = 0.0
+        self._store_check_lock = threading.Lock()
         try:
             self.registry = Registry(self.hooks.register_providers(), config, memo_for=self.store.memo)
         except BaseException:
@@ -96,8 +104,37 @@ class Hub:
             migrate.ensure_ready(self.store)
             self._store_ready = True
 
+    def store_ready(self) -> bool:
+        """True once the store answers and has the newest schema (see ``prepare_store``).
+
+        Until then, what needs the store is refused with 503 and the background work waits. The
+        check is repeated at most once a second, so a database that comes back, or an upgrade run
+        by the operator, is noticed without a restart. A worker never fails to boot over it:
+        gunicorn would then stop the whole host.
+        """
+        if self._store_ready:
+            return True
+        with self._store_check_lock:
+            now = time.monotonic()
+            if self._store_ready or now - self._store_checked_at < STORE_RECHECK_SECONDS:
+                return self._store_ready
+            self._store_checked_at = now
+            try:
+                self.prepare_store()
+            except (SchemaError, StoreUnavailable) as exc:
+                problem = str(exc)
+                if problem != self._store_problem or now - self._store_problem_logged_at > STORE_PROBLEM_LOG_SECONDS:
+                    log.error("the store is not ready, answering 503 until it is: %s", problem)
+                    self._store_problem, self._store_problem_logged_at = problem, now
+                return False
+        if self._store_problem:
+            log.warning("the store is ready again")
+        return True
+
     def run_due_work(self) -> int:
         """One round of background work: due re-verifications, then due deliveries; how many ran."""
+        if not self.store_ready():
+            return 0
         done = 0
         providers = list(self.registry.enabled)
         while done < ROUND_LIMIT:

@@ -69,6 +69,8 @@ class TransactionState:
             raise TypeError("amount must be an int in minor units")
         if not self.transaction_id or len(self.transaction_id) > 128 or len(self.order_id) > 128:
             raise ValueError("transaction_id is required, and ids are at most 128 characters")
+        if not (self.transaction_id + self.order_id + (self.key or "")).isprintable():
+            raise ValueError("ids must be printable text")
         if not 0 <= self.amount < 2**63:
             raise ValueError("amount is out of range")
         if len(self.currency) != 3 or not self.currency.isalpha():

@@ -121,7 +121,7 @@ def postgresql_database():
     try:
         connection = psycopg.connect(POSTGRESQL_URL, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as exc:
-        if os.environ.get("HOOKHUB_TEST_REQUIRE_POSTGRESQL"):
+        if os.environ.get("HOOKHUB_TEST_REQUIRE_POSTGRESQL", "").lower() in ("1", "true", "yes"):
             pytest.fail(f"PostgreSQL is required here but unreachable at {admin.render_as_string()}: {exc}")
         pytest.skip(f"no PostgreSQL server reachable at {admin.render_as_string()} "
                     f"(set HOOKHUB_TEST_POSTGRESQL_URL): {exc}")
@@ -137,14 +137,18 @@ def postgresql_database():
 _schemas = itertools.count()
 
 
+def new_postgresql_schema(database) -> str:
+    """A URL of a new, empty schema of ``database`` (the URL puts it first on the search path)."""
+    schema = f"test_{next(_schemas)}"
+    with psycopg.connect(database.render_as_string(hide_password=False), autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    return database.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+
+
 @pytest.fixture
 def postgresql_url(postgresql_database):
-    """A URL of an empty schema of this run's database, for one test (the URL puts it first on the search path)."""
-    schema = f"test_{next(_schemas)}"
-    with psycopg.connect(postgresql_database.render_as_string(hide_password=False), autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    return postgresql_database.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-        hide_password=False)
+    """An empty schema of this run's database, for one test."""
+    return new_postgresql_schema(postgresql_database)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import SECRET_KEY, hub_of, moncash_config, monext_config, monri_config
+from conftest import SECRET_KEY, hub_of, moncash_config, monext_config, monri_config, new_postgresql_schema
 from hookhub import create_app
 
 MARKER = "<script>alert('hh')</script>"
@@ -66,13 +66,15 @@ HEADERS = st.dictionaries(
     max_size=4)
 
 
-@pytest.fixture(scope="module")
-def hostile_app(tmp_path_factory, moncash_server, monri_server, monext_server):
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def hostile_app(request, tmp_path_factory, moncash_server, monri_server, monext_server):
     moncash_server.reset()
     monri_server.reset()
     monext_server.reset()
     config = {"HOOKHUB_SECRET_KEY": SECRET_KEY, "HOOKHUB_SCHEDULER": False, "HOOKHUB_HTTP_TIMEOUT": 2.0,
               **moncash_config(moncash_server), **monri_config(monri_server), **monext_config(monext_server)}
+    if request.param == "postgresql":  # PostgreSQL keeps text more strictly than SQLite (no NUL, say)
+        config["HOOKHUB_DATABASE_URL"] = new_postgresql_schema(request.getfixturevalue("postgresql_database"))
     app = create_app(config, instance_path=str(tmp_path_factory.mktemp("hostile")), environ={})
     yield app
     hub_of(app).close()
@@ -126,3 +128,14 @@ def test_complete_but_unsigned_monri_callbacks_make_nothing(hostile_app, authori
         response = client.post("/hooks/monri", data=data, headers=headers)
         assert (response.status_code, response.get_json()["error"]) == (401, "invalid_signature")
     assert hub_of(hostile_app).store.list_events(limit=1) == []
+
+
+@pytest.mark.parametrize("path", ["/hooks/moncash%00", "/hooks/mon%00cash", "/return/x%00y",
+                                  "/return/moncash?transactionId=a%00b", "/hooks/monext?token=%00",
+                                  "/hooks/moncash?%00=%00"])
+def test_nul_anywhere_is_refused_and_recorded(hostile_app, path):
+    client = hostile_app.test_client()
+    before = len(hub_of(hostile_app).store.list_calls(limit=10_000))
+    for response in (client.get(path), client.post(path, json={"transactionId": "a\u0000b"})):
+        assert 400 <= response.status_code < 500 and response.is_json, response.get_data(as_text=True)
+    assert len(hub_of(hostile_app).store.list_calls(limit=10_000)) == before + 2

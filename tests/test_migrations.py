@@ -3,9 +3,11 @@ data in it kept and still working, and never run by a hookhub that does not know
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import MetaData, create_engine, func, select, text
 
 from conftest import drain, hub_of
-from hookhub import hookimpl
+from hookhub import hookimpl, hub
 from hookhub.errors import SchemaError
 from hookhub.store import Store, migrate, schema
 
@@ -80,20 +82,30 @@ def run(app, *args):
     return app.test_cli_runner().invoke(args=["hookhub", *args])
 
 
-def test_an_empty_database_gets_exactly_the_schema_the_code_declares(make_app, store, url):
-    make_app({"HOOKHUB_DATABASE_URL": url})  # first start: created, nobody asked to
+def assert_schema_is_what_the_code_declares(store):
     assert migrate.status(store).up_to_date
     with store.engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"version_table": migrate.VERSION_TABLE, "compare_type": True})
         assert compare_metadata(context, schema.metadata) == []
 
 
-def test_a_legacy_database_is_upgraded_by_the_operator_and_keeps_working(make_app, legacy, store, url, moncash):
-    with pytest.raises(SchemaError, match=r"before migrations \(revision 0001\).*hookhub db upgrade"):
-        make_app({"HOOKHUB_DATABASE_URL": url})  # a server never changes a schema that holds data
+def test_an_empty_database_gets_exactly_the_schema_the_code_declares(make_app, store, url):
+    app = make_app({"HOOKHUB_DATABASE_URL": url})  # first start: created, nobody asked to
+    assert_schema_is_what_the_code_declares(store)
+    assert app.test_client().get("/healthz").status_code == 200
 
+
+def test_a_legacy_database_is_upgraded_by_the_operator_and_keeps_working(make_app, legacy, store, url, moncash,
+                                                                         caplog):
+    # A server never changes a schema that holds data: it starts, says why it cannot serve, and
+    # answers 503 (never a crash, which would stop every worker of the host).
     shop = Shop()
-    app = make_app({"HOOKHUB_DATABASE_URL": url}, plugins=[shop], prepare_store=False)
+    app = make_app({"HOOKHUB_DATABASE_URL": url}, plugins=[shop])
+    client = app.test_client()
+    assert client.get("/healthz").status_code == 503
+    assert client.post("/hooks/moncash", json={"transactionId": "legacy-paid"}).status_code == 503
+    assert re.search(r"not ready.*before migrations \(revision 0001\).*hookhub db upgrade", caplog.text)
+
     check = run(app, "db", "current", "--check")
     assert check.exit_code == 1 and "before migrations" in check.output
     assert run(app, "events", "list").exit_code == 1  # other commands refuse, naming the fix
@@ -102,6 +114,7 @@ def test_a_legacy_database_is_upgraded_by_the_operator_and_keeps_working(make_ap
     assert upgraded.output.strip() == "upgraded from 0001 (before migrations) to 0002"
     assert run(app, "db", "upgrade").output.startswith("nothing to do")
     assert run(app, "db", "current", "--check").exit_code == 0
+    assert_schema_is_what_the_code_declares(store)
 
     old = legacy_rows()
     stored = hub_of(app).store
@@ -112,9 +125,11 @@ def test_a_legacy_database_is_upgraded_by_the_operator_and_keeps_working(make_ap
     with store.engine.connect() as conn:  # every stored transaction got its lock row
         assert conn.execute(select(func.count()).select_from(schema.transaction_locks)).scalar_one() == 3
 
-    # The old data takes part in new work: a duplicate stays a duplicate, the pending payment moves
-    # on, and the dead letter is replayed with its original event id.
-    client = app.test_client()
+    # The same server notices the upgrade on its own, and the old data takes part in new work: a
+    # duplicate stays a duplicate, the pending payment moves on, and the dead letter is replayed
+    # with its original event id.
+    time.sleep(hub.STORE_RECHECK_SECONDS)
+    assert client.get("/healthz").status_code == 200
     moncash.add_payment("legacy-paid", "order-paid", 25)
     moncash.add_payment("legacy-waiting", "order-waiting", 40)
     assert client.post("/hooks/moncash", json={"transactionId": "legacy-paid"}).status_code == 200
@@ -128,13 +143,15 @@ def test_a_legacy_database_is_upgraded_by_the_operator_and_keeps_working(make_ap
     assert [c["outcome"] for c in stored.list_calls(limit=2)] == ["event", "duplicate"]
 
 
-def test_a_database_from_a_newer_hookhub_is_never_touched(make_app, store, url):
+def test_a_database_from_a_newer_hookhub_is_never_touched(make_app, store, url, caplog):
     migrate.upgrade(store)
     with store.engine.begin() as conn:
         conn.execute(text(f"UPDATE {migrate.VERSION_TABLE} SET version_num = '9999'"))
-    with pytest.raises(SchemaError, match="revision 9999, which only a newer hookhub knows"):
-        make_app({"HOOKHUB_DATABASE_URL": url})
-    app = make_app({"HOOKHUB_DATABASE_URL": url}, prepare_store=False)
+    app = make_app({"HOOKHUB_DATABASE_URL": url})
+    assert app.test_client().post("/hooks/moncash", json={"transactionId": "1"}).status_code == 503
+    assert "revision 9999, which only a newer hookhub knows" in caplog.text
+    with pytest.raises(SchemaError, match="only a newer hookhub"):
+        hub_of(app).prepare_store()
     refused = run(app, "db", "upgrade")
     assert refused.exit_code == 1 and "only a newer hookhub" in refused.output
     assert migrate.status(store).current == "9999"
@@ -142,8 +159,9 @@ def test_a_database_from_a_newer_hookhub_is_never_touched(make_app, store, url):
 
 def test_servers_starting_at_once_on_an_empty_database_create_it_once(store, url, tmp_path):
     starter = ("import sys; from hookhub import create_app; "
-               "create_app({'HOOKHUB_DATABASE_URL': sys.argv[1], 'HOOKHUB_SECRET_KEY': 'k', "
-               "'HOOKHUB_SCHEDULER': False}, instance_path=sys.argv[2], environ={})")
+               "app = create_app({'HOOKHUB_DATABASE_URL': sys.argv[1], 'HOOKHUB_SECRET_KEY': 'k', "
+               "'HOOKHUB_SCHEDULER': False}, instance_path=sys.argv[2], environ={}); "
+               "sys.exit(0 if app.extensions['hookhub'].store_ready() else 1)")
     starts = [subprocess.Popen([sys.executable, "-c", starter, url, str(tmp_path / f"i{n}")], cwd=ROOT,
                                stderr=subprocess.PIPE) for n in range(6)]
     failures = [p.stderr.read().decode() for p in starts if p.wait(60) != 0]

@@ -20,7 +20,7 @@ def database_url(url: str | URL) -> URL:
     """``url`` with hookhub's driver filled in where the URL names none."""
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:
         raise ConfigError(f"HOOKHUB_DATABASE_URL is not a database URL: {exc}") from None
     if "+" not in parsed.drivername and parsed.drivername in _DEFAULT_DRIVERS:
         parsed = parsed.set(drivername=_DEFAULT_DRIVERS[parsed.drivername])
@@ -67,26 +67,34 @@ def _sqlite_engine(url: URL, timeout: float) -> Engine:
 
 def _postgresql_engine(url: URL, timeout: float, pool_size: int) -> Engine:
     connect_args = {
-        "connect_timeout": max(1, round(timeout)),
-        # A host that vanishes without closing its connections (power cut, network partition)
-        # releases its locks within about a minute, instead of the kernel's two hours.
-        "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3,
+        "connect_timeout": max(1, round(min(timeout, 30))),
+        # A network that drops everything (a partition, a host powered off) fails a query once
+        # what it sent stays unacknowledged this long, and idle connections are probed, so a
+        # request gets its 503 instead of hanging until the kernel gives up many minutes later.
+        "tcp_user_timeout": max(10_000, int(min(timeout, 30) * 2000)),
+        "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
         "application_name": "hookhub",
     }
     try:
+        # Every transaction reads what others committed before it took its locks: the
+        # per-transaction lock depends on it, whatever the server's or role's default is.
         engine = create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size,
-                               pool_timeout=timeout, connect_args=connect_args)
+                               pool_timeout=timeout, connect_args=connect_args, isolation_level="READ COMMITTED")
     except (ImportError, NoSuchModuleError) as exc:
         raise ConfigError(f"HOOKHUB_DATABASE_URL names a driver that is not installed: {exc}") from None
     lock_timeout = max(1, int(timeout * 1000))
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:
-        # Waiting for a row lock longer than the store timeout fails the statement, so the caller
-        # answers 503 and the provider retries, as with SQLite's busy timeout. A transaction left
-        # open by a stuck process is ended by the server, releasing what it held.
         with dbapi_connection.cursor() as cursor:
+            # Waiting for a row lock longer than the store timeout fails the statement, so the
+            # caller answers 503 and the provider retries, as with SQLite's busy timeout.
             cursor.execute(f"SET lock_timeout = {lock_timeout}")
+            # The server's side of a host that vanished: its sessions are probed and ended
+            # within about a minute, and a transaction left open is ended, releasing its locks.
+            cursor.execute("SET tcp_keepalives_idle = 30")
+            cursor.execute("SET tcp_keepalives_interval = 10")
+            cursor.execute("SET tcp_keepalives_count = 3")
             cursor.execute(f"SET idle_in_transaction_session_timeout = {max(60_000, lock_timeout * 12)}")
         dbapi_connection.commit()
 

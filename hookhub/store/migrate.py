@@ -19,8 +19,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from alembic.util import CommandError
 from sqlalchemy import Connection, inspect
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import SchemaError
 from . import schema
@@ -32,6 +32,7 @@ VERSION_TABLE = "hookhub_alembic_version"
 BASELINE = "0001"  # the schema hookhub created before it had migrations
 _BASELINE_TABLES = frozenset({"inbound_calls", "transactions", "events", "deliveries", "verifications",
                               "provider_memos"})
+MIGRATION_LOCK_WAIT = 3600.0  # seconds an upgrade waits for locks before giving up
 _UPGRADE_HINT = "run `hookhub db upgrade` (with the same HOOKHUB_DATABASE_URL) first"
 
 
@@ -107,20 +108,33 @@ def status(store: Store) -> SchemaStatus:
 
 
 def upgrade(store: Store, revision: str = "head") -> tuple[SchemaStatus, SchemaStatus]:
-    """Upgrade the store's database to ``revision``; its status before and after."""
-    with store._write() as conn:
-        store.serialize_schema_changes(conn)
-        before = status_of(conn)
-        if before.clashes or not before.known:
-            raise SchemaError(f"cannot upgrade: {before.describe()}")
-        config = _config(conn)
-        try:
-            if before.unversioned:
-                command.stamp(config, BASELINE)
-            command.upgrade(config, revision)
-        except CommandError as exc:
-            raise SchemaError(f"cannot upgrade to {revision}: {exc}") from exc
-        return before, status_of(conn)
+    """Upgrade the store's database to ``revision``; its status before and after.
+
+    Runs on a connection of its own that waits for locks as long as a migration may take
+    (another upgrader, or servers' short transactions), not the store's few seconds.
+    """
+    from .store import Store  # the store module imports this one
+
+    patient = Store(store.engine.url.render_as_string(hide_password=False), timeout=MIGRATION_LOCK_WAIT,
+                    pool_size=1)
+    try:
+        with patient._write() as conn:
+            patient.serialize_schema_changes(conn)
+            before = status_of(conn)
+            if before.clashes or not before.known:
+                raise SchemaError(f"cannot upgrade: {before.describe()}")
+            config = _config(conn)
+            try:
+                if before.unversioned:
+                    command.stamp(config, BASELINE)
+                command.upgrade(config, revision)
+            except SQLAlchemyError:
+                raise  # the store's own handling: an outage is StoreUnavailable
+            except Exception as exc:  # a migration refused, or no such revision: nothing was changed
+                raise SchemaError(f"cannot upgrade to {revision}, nothing was changed: {exc}") from exc
+            return before, status_of(conn)
+    finally:
+        patient.close()
 
 
 def ensure_ready(store: Store) -> None:

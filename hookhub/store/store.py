@@ -132,11 +132,16 @@ class Locked:
             _finish_call(self._conn, call_id, **fields)
 
 
+def _text(value: str) -> str:
+    """``value`` as a database keeps text: PostgreSQL refuses NUL, which a caller can put in a URL."""
+    return value.replace("\x00", "\\x00")
+
+
 def _finish_call(conn: Connection, call_id: int, *, outcome: str, status_code: int,
                  error: str | None = None, reference: str | None = None, event_id: str | None = None) -> None:
     conn.execute(update(schema.inbound_calls).where(schema.inbound_calls.c.id == call_id).values(
-        outcome=outcome, status_code=status_code, error=error,
-        reference=reference[:128] if reference else None, event_id=event_id,
+        outcome=outcome, status_code=status_code, error=_text(error) if error else None,
+        reference=_text(reference)[:128] if reference else None, event_id=event_id,
     ))
 
 
@@ -210,9 +215,10 @@ class Store(Listing):
         """Durably record ``call``, with credential headers redacted, and return its id."""
         with self._write() as conn:
             return conn.execute(insert(schema.inbound_calls).values(
-                provider=call.provider[:64], route=call.route, method=call.method[:16], path=call.path,
-                query_string=call.query_string, headers=redact.headers(call.headers.items()), body=call.body,
-                peer=(call.peer or "")[:64], received_at=call.received_at, outcome="received",
+                provider=_text(call.provider)[:64], route=call.route, method=_text(call.method)[:16],
+                path=_text(call.path), query_string=_text(call.query_string),
+                headers=redact.headers(call.headers.items()), body=call.body, peer=_text(call.peer or "")[:64],
+                received_at=call.received_at, outcome="received",
             )).inserted_primary_key[0]
 
     def finish_call(self, call_id: int, **fields: Any) -> None:

@@ -35,6 +35,13 @@ def buyer_return(provider: str) -> Response:
     return _receive("return", provider)
 
 
+@bp.before_request
+def _store_ready() -> Response | None:
+    # Nothing is recorded in a store that cannot be reached or whose schema this hookhub does not
+    # know: 503, so the provider retries, and a load balancer takes this host out of rotation.
+    return None if Hub.of(current_app).store_ready() else store_unavailable()
+
+
 @bp.route("/healthz")
 def healthz() -> Response:
     try:
