@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import update
 
 from conftest import hub_of
-from hookhub.errors import ConfigError, StoreUnavailable
+from hookhub.errors import ConfigError
 from hookhub.store import schema, utcnow
 
 DATABASES = ("sqlite", "postgresql")
