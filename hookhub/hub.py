@@ -23,7 +23,7 @@ from .store import Store, migrate
 
 log = logging.getLogger("hookhub")
 
-STORE_RECHECK_SECONDS = 1.0  # how often a store that is not ready is looked at again
+STORE_RECHECK_SECONDS = 1.0  # how often a store at the wrong schema is looked at again
 STORE_PROBLEM_LOG_SECONDS = 60.0  # how often the same problem with it is logged again
 ROUND_LIMIT = 100  # jobs per round of background work, so a backlog never starves the loop's checks
 
@@ -108,25 +108,33 @@ class Hub:
         """True once the store answers and has the newest schema (see ``prepare_store``).
 
         Until then, what needs the store is refused with 503 and the background work waits. The
-        check is repeated at most once a second, so a database that comes back, or an upgrade run
-        by the operator, is noticed without a restart. A worker never fails to boot over it:
-        gunicorn would then stop the whole host.
+        check is repeated (a wrong schema at most once a second), so a database that comes back,
+        or an upgrade run by the operator, is noticed without a restart. A worker never fails to
+        boot over it: gunicorn would then stop the whole host.
         """
         if self._store_ready:
             return True
-        with self._store_check_lock:
+        if not self._store_check_lock.acquire(blocking=False):
+            return False  # another thread is looking right now; don't queue up behind it
+        try:
             now = time.monotonic()
             if self._store_ready or now - self._store_checked_at < STORE_RECHECK_SECONDS:
                 return self._store_ready
-            self._store_checked_at = now
             try:
                 self.prepare_store()
             except (SchemaError, StoreUnavailable) as exc:
+                # A wrong schema is looked at again a second later; a store that could not be
+                # reached or was locked, at once by the next caller, which would have waited
+                # for it anyway.
+                if isinstance(exc, SchemaError):
+                    self._store_checked_at = now
                 problem = str(exc)
                 if problem != self._store_problem or now - self._store_problem_logged_at > STORE_PROBLEM_LOG_SECONDS:
                     log.error("the store is not ready, answering 503 until it is: %s", problem)
                     self._store_problem, self._store_problem_logged_at = problem, now
                 return False
+        finally:
+            self._store_check_lock.release()
         if self._store_problem:
             log.warning("the store is ready again")
         return True

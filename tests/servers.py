@@ -53,15 +53,22 @@ class Gunicorn:
             [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", self.url[len("http://"):], *options,
              "wsgi:app"],
             cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
+        try:
+            self._wait_until_serving(timeout=30)
+        except BaseException:
+            self.close()  # never leave a server behind a test that could not start it
+            raise
+
+    def _wait_until_serving(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
                 if requests.get(f"{self.url}/healthz", timeout=5).status_code == 200:
                     return
             except (requests.ConnectionError, requests.Timeout):  # not listening yet, or workers still booting
-                time.sleep(0.1)
-        self.close()
-        raise RuntimeError("gunicorn did not start: " + (tmp_path / log_name).read_text())
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("gunicorn did not start: " + Path(self.log.name).read_text())
 
     def workers(self) -> list[int]:
         """Pids of the master's worker processes."""
