@@ -10,6 +10,8 @@ import json
 import re
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -59,13 +61,20 @@ LIMIT = click.option("--limit", type=click.IntRange(1), default=50, show_default
 AS_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of one line per record.")
 
 
-def _hub() -> Hub:
-    """The app's hub, its store at the newest schema."""
-    hub = Hub.of(current_app)
+@contextmanager
+def _store_errors_as_messages() -> Iterator[None]:
+    """A store that cannot be reached or has the wrong schema ends the command with its reason."""
     try:
-        hub.prepare_store()
+        yield
     except (SchemaError, StoreUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _hub() -> Hub:
+    """The app's hub, its store checked to be at the newest schema."""
+    hub = Hub.of(current_app)
+    with _store_errors_as_messages():
+        hub.prepare_store()
     return hub
 
 
@@ -269,10 +278,8 @@ def calls_prune(before: datetime, dry_run: bool) -> None:
 @click.option("--check", is_flag=True, help="Exit with status 1 unless the schema is the newest.")
 def db_current(check: bool) -> None:
     """Show the database's schema revision and the newest one this hookhub knows."""
-    try:
+    with _store_errors_as_messages():
         status = migrate.status(Hub.of(current_app).store)
-    except StoreUnavailable as exc:
-        raise click.ClickException(str(exc)) from None
     upgradable = not status.up_to_date and status.known and not status.clashes
     click.echo(status.describe() + (f"; `hookhub db upgrade` brings it to {status.head}" if upgradable else ""))
     if check and not status.up_to_date:
@@ -285,12 +292,10 @@ def db_upgrade(revision: str) -> None:
     """Upgrade the database to REVISION (default: the newest), in one transaction.
 
     Safe to run from several hosts at once: they take turns, and the later ones find nothing to do.
-    Run it before starting servers of a new hookhub version; servers refuse an old schema.
+    Run it before restarting servers on a new hookhub version; on an old schema they answer 503.
     """
-    try:
+    with _store_errors_as_messages():
         before, after = migrate.upgrade(Hub.of(current_app).store, revision)
-    except (SchemaError, StoreUnavailable) as exc:
-        raise click.ClickException(str(exc)) from None
     if before.current == after.current and not before.unversioned:
         click.echo(f"nothing to do: {after.describe()}")
         return
@@ -302,6 +307,6 @@ def main(argv: list[str] | None = None) -> None:
     """The ``hookhub`` console script: the same commands, with the app built from the environment."""
     from .app import create_app
 
-    # Commands bring the store up to date themselves, except ``db``, which must work on any schema.
+    # Commands check the store's schema when they first use it, except ``db``, which works on any schema.
     info = ScriptInfo(create_app=lambda: create_app({"HOOKHUB_SCHEDULER": False}, prepare_store=False))
     cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="hookhub", obj=info)

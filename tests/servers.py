@@ -97,11 +97,7 @@ class Gunicorn:
         return [json.loads(line) for line in self.events_file.read_text().splitlines()]
 
     def wait_for_deliveries(self, count: int, timeout: float = 30.0) -> list[dict]:
-        deadline = time.monotonic() + timeout
-        while len(self.delivered()) < count and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(1.0)  # anything delivered twice would show up by now
-        return self.delivered()
+        return wait_for_deliveries([self], count, timeout)
 
     @contextlib.contextmanager
     def store(self) -> Iterator[Store]:
@@ -121,3 +117,12 @@ class Gunicorn:
                 self.process.kill()
                 self.process.wait()
         self.log.close()
+
+
+def wait_for_deliveries(hosts: list[Gunicorn], count: int, timeout: float = 30.0) -> list[dict]:
+    """What the handlers of all ``hosts`` received, once ``count`` deliveries were made (and a little after)."""
+    deadline = time.monotonic() + timeout
+    while sum(len(h.delivered()) for h in hosts) < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)  # anything delivered twice would show up by now
+    return [event for h in hosts for event in h.delivered()]

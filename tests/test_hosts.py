@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from conftest import PUBLIC_URL
-from servers import Gunicorn
+from servers import Gunicorn, wait_for_deliveries
 
 pytestmark = pytest.mark.server
 
@@ -33,15 +33,6 @@ def start_host(tmp_path, postgresql_url, moncash, monri, monext):
     yield start
     for host in hosts:
         host.close()
-
-
-def delivered_everywhere(hosts, count: int, timeout: float = 60.0) -> list[dict]:
-    """What the handlers of all ``hosts`` received, once ``count`` deliveries were made (and a little after)."""
-    deadline = time.monotonic() + timeout
-    while sum(len(h.delivered()) for h in hosts) < count and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(1.0)  # anything delivered twice would show up by now
-    return [event for h in hosts for event in h.delivered()]
 
 
 def monri_webhook(monri, event: str, n: int, order: str, **payload) -> tuple[bytes, dict]:
@@ -87,7 +78,7 @@ def test_two_hosts_on_one_database_make_one_event_per_transition_and_deliver_eac
         assert set(pool.map(fire, refunds)) == {200}
 
     expected = len(payments) + 2 * len(orders)
-    delivered = delivered_everywhere([a, b], expected)
+    delivered = wait_for_deliveries([a, b], expected, timeout=60)
     with a.store() as store:
         events = store.list_events(limit=1000)
         deliveries = store.list_deliveries()

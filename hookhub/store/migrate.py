@@ -3,10 +3,10 @@
 ``upgrade`` brings any database hookhub created to the newest schema: an empty one, one at an
 older revision, or one made before migrations existed (its tables match revision 0001; it is stamped
 so and upgraded from there). All migrations of one upgrade commit together, and processes that
-upgrade at once wait for each other. ``ensure_ready`` is what a starting server runs: it creates the
-schema in an empty database, where nothing can be lost, and otherwise refuses to run on a schema it
-does not know, naming the command that fixes it. Upgrading a database that holds data is an
-operator's decision: ``hookhub db upgrade``.
+upgrade at once wait for each other. ``ensure_ready`` is what a server checks before it serves: it
+creates the schema in an empty database, where nothing can be lost, and otherwise raises for any
+schema but the newest, naming the command that fixes it (the server answers 503 meanwhile).
+Upgrading a database that holds data is an operator's decision: ``hookhub db upgrade``.
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def upgrade(store: Store, revision: str = "head") -> tuple[SchemaStatus, SchemaS
 
 
 def ensure_ready(store: Store) -> None:
-    """Let a server start: create the schema in an empty database; refuse any other schema but the newest."""
+    """Create the schema in an empty database; raise ``SchemaError`` for any other schema but the newest."""
     current = status(store)
     if current.up_to_date:
         return
