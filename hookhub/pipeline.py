@@ -23,7 +23,7 @@ from .providers import Provider
 from .registry import Registry
 from .retry import RetryPolicy
 from .states import TransactionState, is_transition
-from .store import Store, VerificationJob, utcnow
+from .store import Store, VerificationJob, new_event_id, utcnow
 
 log = logging.getLogger("hookhub")
 
@@ -80,6 +80,20 @@ class _Fetched:
     detail: str = ""  # for the operator: stored with the call, never sent to the caller
 
 
+class _Recording:
+    """An inbound call on its way through the flow, and whether it is in the store yet."""
+
+    def __init__(self, call: InboundCall, store: Store):
+        self.call = call
+        self._store = store
+
+    def store_now(self) -> InboundCall:
+        """Record the call as received, unless it is already on record; the call with its id."""
+        if self.call.id is None:
+            self.call = dataclasses.replace(self.call, id=self._store.record_call(self.call))
+        return self.call
+
+
 def check_reference(reference: object) -> str:
     """The trigger's reference, or ``InvalidRequest`` when it is not a sane provider id."""
     if not isinstance(reference, str) or not reference:
@@ -108,20 +122,32 @@ class Pipeline:
     # -- inbound ---------------------------------------------------------------------------------
 
     def handle(self, call: InboundCall) -> Handled:
-        """Run one inbound call through the whole flow. ``StoreUnavailable`` propagates (503)."""
-        call_id = self.store.record_call(call)
+        """Run one inbound call through the whole flow. ``StoreUnavailable`` propagates (503).
+
+        The call is recorded in the same database transaction as its outcome; only a call that
+        must wait on something outside hookhub (the provider's API, the merchant's hook) is
+        recorded first on its own, so that it is on record while it waits.
+        """
+        recording = _Recording(call, self.store)
         try:
-            return self._handle_recorded(dataclasses.replace(call, id=call_id))
+            return self._handle(recording)
         except StoreUnavailable as exc:
-            # Recorded, then the store failed (a lock held past the timeout, a lost connection):
-            # say so on the call if the store still answers, so it does not look in flight forever.
-            try:
-                self.store.finish_call(call_id, outcome="store_unavailable", status_code=503, error=str(exc))
-            except StoreUnavailable:
-                pass
+            # A lock held past the timeout, a lost connection: say so on the call if the store
+            # still answers, so that the refusal is on record like any other.
+            self._record_failure(recording.call, "store_unavailable", 503, str(exc))
+            raise
+        except Exception as exc:
+            self._record_failure(recording.call, "internal_error", 500, f"{type(exc).__name__} while handling the call")
             raise
 
-    def _handle_recorded(self, call: InboundCall) -> Handled:
+    def _record_failure(self, call: InboundCall, outcome: str, status: int, error: str) -> None:
+        try:
+            self.store.finish_call(call, outcome=outcome, status_code=status, error=error)
+        except StoreUnavailable:
+            pass
+
+    def _handle(self, recording: _Recording) -> Handled:
+        call = recording.call
         provider = self.registry.get(call.provider)
         if provider is None:
             return self._refuse(call, 404, "unknown_provider", "no provider by that name is configured here")
@@ -136,13 +162,14 @@ class Pipeline:
             if trigger is None:
                 raise InvalidRequest("this return names no payment", code="missing_reference")
             check_reference(trigger.reference)
-            fetched = self._fetch(provider, trigger)
+            fetched = self._fetch(provider, trigger, before_waiting=recording.store_now)
         except InvalidRequest as exc:
-            return self._refuse(call, exc.status, exc.code, exc.message)
+            return self._refuse(recording.call, exc.status, exc.code, exc.message)
         except (ValueError, TypeError) as exc:
             # A state built from the call's own content (a signed body) that the contract refuses.
             log.warning("%s %s: unusable content: %s", call.provider, call.route, exc, exc_info=True)
-            return self._refuse(call, 400, "unusable_content", "the call's content cannot be used")
+            return self._refuse(recording.call, 400, "unusable_content", "the call's content cannot be used")
+        call = recording.call
 
         if fetched.state is None:
             assert fetched.problem is not None
@@ -151,16 +178,17 @@ class Pipeline:
                 return self._refuse(call, fetched.problem.status, fetched.problem.code, fetched.problem.message,
                                     reference=trigger.reference, detail=fetched.detail)
             # The buyer must not wait on the provider: the pending page, and checks in the background.
+            call = recording.store_now()
             self._defer(provider, trigger, call)
             outcome = f"deferred_{fetched.problem.code}"
-            self.store.finish_call(call.id, outcome=outcome, status_code=303, error=fetched.detail,
+            self.store.finish_call(call, outcome=outcome, status_code=303, error=fetched.detail,
                                    reference=trigger.reference)
             return Handled(303, outcome, provider.name, status="pending")
 
         reply = provider.acknowledge(call) if call.route == "callback" else None
         source = "replay" if call.replay_of is not None else call.route
-        handled = self._reconcile(provider, fetched, source=source, call=call,
-                                  http_status=reply.status if reply else 303, reference=trigger.reference)
+        handled, call = self._reconcile(provider, fetched, source=source, call=call,
+                                        http_status=reply.status if reply else 303, reference=trigger.reference)
         if handled.status == "pending":  # not final yet: keep asking until it is
             self._defer(provider, trigger, call)
         return dataclasses.replace(handled, reply=reply)
@@ -181,22 +209,19 @@ class Pipeline:
 
     def refuse(self, call: InboundCall, error: InvalidRequest) -> Handled:
         """Record a call the web layer already knows it refuses (an oversized body, say)."""
-        call = dataclasses.replace(call, id=self.store.record_call(call))
         return self._refuse(call, error.status, error.code, error.message)
 
     def _refuse(self, call: InboundCall, status: int, code: str, message: str, *,
                 reference: str | None = None, detail: str | None = None) -> Handled:
-        assert call.id is not None
-        self.store.finish_call(call.id, outcome=code, status_code=status, error=detail or message,
+        self.store.finish_call(call, outcome=code, status_code=status, error=detail or message,
                                reference=reference)
         log.info("%s %s %s: %s %s", call.provider, call.route, call.method, status, code)
         return Handled(status, code, call.provider, message=message)
 
     def _ignore(self, provider: Provider, call: InboundCall) -> Handled:
         """A verified callback about no payment's state: acknowledged and recorded, nothing more."""
-        assert call.id is not None
         reply = provider.acknowledge(call)
-        self.store.finish_call(call.id, outcome="ignored", status_code=reply.status)
+        self.store.finish_call(call, outcome="ignored", status_code=reply.status)
         return Handled(reply.status, "ignored", provider.name, reply=reply)
 
     def _defer(self, provider: Provider, trigger: Trigger, call: InboundCall) -> None:
@@ -206,10 +231,18 @@ class Pipeline:
 
     # -- fetch and reconcile -----------------------------------------------------------------------
 
-    def _fetch(self, provider: Provider, trigger: Trigger) -> _Fetched:
-        """The provider's authoritative state for ``trigger``, or the problem that prevented it."""
+    def _fetch(self, provider: Provider, trigger: Trigger,
+               before_waiting: Callable[[], object] = lambda: None) -> _Fetched:
+        """The provider's authoritative state for ``trigger``, or the problem that prevented it.
+
+        ``before_waiting`` is called before anything outside hookhub is asked (the provider's
+        API, the merchant's ``hookhub_expected_payment``).
+        """
         try:
-            state = trigger.state or provider.fetch(trigger)
+            state = trigger.state
+            if state is None:
+                before_waiting()
+                state = provider.fetch(trigger)
         except ProviderNotFound as exc:
             return _Fetched(problem=Problem.UNKNOWN, detail=str(exc))
         except (ProviderUnavailable, ProviderAuthError) as exc:
@@ -224,8 +257,9 @@ class Pipeline:
             log.exception("%s: fetch of %s failed unexpectedly", provider.name, trigger.reference)
             return _Fetched(problem=Problem.UNAVAILABLE, detail=f"fetch raised {type(exc).__name__}")
         state = dataclasses.replace(state, raw=redact.scrub_mapping(state.raw, self.secrets))
-        if state.kind != "payment" or state.status != "approved":
+        if state.kind != "payment" or state.status != "approved" or not self.hooks.expects_payments:
             return _Fetched(state)
+        before_waiting()
         current = self.store.get_transaction(provider.name, state.lock_key)
         if current is not None and not is_transition(current.status, "approved"):
             return _Fetched(state)  # already settled: a duplicate needs no second opinion
@@ -240,28 +274,37 @@ class Pipeline:
         return _Fetched(dataclasses.replace(state, status="mismatch"), {"amount": amount, "currency": currency})
 
     def _reconcile(self, provider: Provider, fetched: _Fetched, *, source: str, call: InboundCall | None,
-                   http_status: int, reference: str, inbound_call_id: int | None = None) -> Handled:
-        """Apply ``fetched`` under the transaction's lock; only a real transition makes an event."""
+                   http_status: int, reference: str,
+                   inbound_call_id: int | None = None) -> tuple[Handled, InboundCall | None]:
+        """Apply ``fetched`` under the transaction's lock; only a real transition makes an event.
+
+        The call, if any, is recorded with its outcome in the same database transaction; it is
+        returned with its id.
+        """
         state = fetched.state
         assert state is not None
-        call_id = call.id if call else None
         with self.store.locked(provider.name, state.lock_key) as tx:
             current = tx.current.status if tx.current else None
             if is_transition(current, state.status):
-                event: Event | None = tx.add_event(
-                    state, source=source, inbound_call_id=call_id or inbound_call_id,
-                    received_at=call.received_at if call else utcnow(),
-                    handlers=self.handler_names, expected=fetched.expected)
-                outcome = "event"
+                event_id, outcome = new_event_id(), "event"
             else:
-                event = tx.latest_event()
-                outcome = "duplicate" if current == state.status else "stale"
-            tx.finish_call(call_id, outcome=outcome, status_code=http_status, reference=reference,
-                           event_id=event.id if event else None)
+                latest = tx.latest_event()
+                event_id, outcome = (latest.id if latest else None), ("duplicate" if current == state.status else "stale")
+            if call is not None:
+                call = dataclasses.replace(call, id=tx.finish_call(
+                    call, outcome=outcome, status_code=http_status, reference=reference, event_id=event_id))
+                inbound_call_id = call.id
+            if outcome == "event":
+                event: Event | None = tx.add_event(
+                    state, source=source, inbound_call_id=inbound_call_id,
+                    received_at=call.received_at if call else utcnow(),
+                    handlers=self.handler_names, expected=fetched.expected, event_id=event_id)
+            else:
+                event = latest
             status = tx.current.status if tx.current else state.status
         if outcome == "event":
             self.on_new_work()
-        return Handled(http_status, outcome, provider.name, status=status, event=event)
+        return Handled(http_status, outcome, provider.name, status=status, event=event), call
 
     # -- background re-checks ----------------------------------------------------------------------
 
@@ -278,8 +321,8 @@ class Pipeline:
                 limit = UNCONFIRMED_RECHECKS if fetched.problem is not Problem.UNAVAILABLE else None
                 self._retry_verification(job, fetched.detail, limit=limit)
                 return
-            handled = self._reconcile(provider, fetched, source="poll", call=None, http_status=0,
-                                      reference=job.trigger.reference, inbound_call_id=job.inbound_call_id)
+            handled, _ = self._reconcile(provider, fetched, source="poll", call=None, http_status=0,
+                                         reference=job.trigger.reference, inbound_call_id=job.inbound_call_id)
         except InvalidRequest as exc:
             self._retry_verification(job, exc.message, limit=0)
             return

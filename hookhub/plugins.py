@@ -106,6 +106,11 @@ class Hooks:
             for impl in reversed(self.pm.hook.hookhub_handle_event.get_hookimpls())
         }
 
+    @property
+    def expects_payments(self) -> bool:
+        """Whether any plugin implements ``hookhub_expected_payment`` (else it need not be called)."""
+        return bool(self.pm.hook.hookhub_expected_payment.get_hookimpls())
+
     def expected_payment(self, provider: str, order_id: str) -> tuple[int, str] | None:
         answer = self.pm.hook.hookhub_expected_payment(provider=provider, order_id=order_id)
         if answer is None:

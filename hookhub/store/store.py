@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, or_, select, text, update
+from sqlalchemy import Connection, bindparam, delete, insert, or_, select, text, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -65,6 +65,29 @@ class VerificationJob:
     inbound_call_id: int | None
 
 
+_calls, _transactions, _events = schema.inbound_calls, schema.transactions, schema.events
+_locks, _deliveries = schema.transaction_locks, schema.deliveries
+
+# The statements every inbound call runs, built once. Executing a prebuilt statement with its
+# parameters skips building and cache-keying a new statement object, which is most of the time a
+# statement costs here; the values arrive as bound parameters, typed by the table's columns.
+_SELECT_TRANSACTION = select(_transactions).where(
+    _transactions.c.provider == bindparam("p_provider"), _transactions.c.key == bindparam("p_key"))
+_LOCK_ROW = select(_locks.c.provider).where(
+    _locks.c.provider == bindparam("p_provider"), _locks.c.key == bindparam("p_key")).with_for_update()
+_SELECT_EVENT = select(_events).where(_events.c.id == bindparam("p_id"))
+_INSERT_CALL = insert(_calls)
+_UPDATE_CALL = update(_calls).where(_calls.c.id == bindparam("p_id"))
+_INSERT_TRANSACTION = insert(_transactions)
+_UPDATE_TRANSACTION = update(_transactions).where(_transactions.c.id == bindparam("p_id"))
+_INSERT_EVENT = insert(_events)
+_INSERT_DELIVERY = insert(_deliveries)
+
+
+def new_event_id() -> str:
+    return f"evt_{uuid.uuid4().hex}"
+
+
 def _record_from_row(row: Any) -> TransactionRecord:
     return TransactionRecord(row.provider, row.key, row.kind, row.status, row.transaction_id, row.order_id,
                              row.amount, row.currency, row.last_event_id)
@@ -77,27 +100,23 @@ class Locked:
         self._conn = conn
         self.provider = provider
         self.key = key
-        row = conn.execute(
-            select(schema.transactions).where(
-                schema.transactions.c.provider == provider, schema.transactions.c.key == key)
-        ).first()
+        row = conn.execute(_SELECT_TRANSACTION, {"p_provider": provider, "p_key": key}).first()
         self._pk: int | None = row.id if row else None
         self.current = _record_from_row(row) if row else None
 
     def latest_event(self) -> Event | None:
         if not self.current or not self.current.last_event_id:
             return None
-        row = self._conn.execute(
-            select(schema.events).where(schema.events.c.id == self.current.last_event_id)
-        ).first()
+        row = self._conn.execute(_SELECT_EVENT, {"p_id": self.current.last_event_id}).first()
         return event_from_row(row) if row else None
 
     def add_event(self, state: TransactionState, *, source: str, inbound_call_id: int | None,
-                  received_at: datetime, handlers: Sequence[str], expected: dict | None = None) -> Event:
+                  received_at: datetime, handlers: Sequence[str], expected: dict | None = None,
+                  event_id: str | None = None) -> Event:
         """Move the transaction to ``state`` and record its event with one pending delivery per handler."""
         now = utcnow()
         event = Event(
-            id=f"evt_{uuid.uuid4().hex}", type=state.event_type, provider=self.provider,
+            id=event_id or new_event_id(), type=state.event_type, provider=self.provider,
             order_id=state.order_id, transaction_id=state.transaction_id, amount=state.amount,
             currency=state.currency, source=source,  # type: ignore[arg-type]
             occurred_at=state.occurred_at or received_at, received_at=received_at, raw=state.raw,
@@ -106,19 +125,18 @@ class Locked:
         values = dict(kind=state.kind, status=state.status, transaction_id=state.transaction_id,
                       order_id=state.order_id, amount=state.amount, currency=state.currency,
                       last_event_id=event.id, updated_at=now)
-        t = schema.transactions
         if self._pk is None:
             self._pk = self._conn.execute(
-                insert(t).values(provider=self.provider, key=self.key, created_at=now, **values)
+                _INSERT_TRANSACTION, dict(provider=self.provider, key=self.key, created_at=now, **values)
             ).inserted_primary_key[0]
         else:
-            self._conn.execute(update(t).where(t.c.id == self._pk).values(**values))
-        self._conn.execute(insert(schema.events).values(
+            self._conn.execute(_UPDATE_TRANSACTION, {"p_id": self._pk, **values})
+        self._conn.execute(_INSERT_EVENT, dict(
             transaction_pk=self._pk, inbound_call_id=inbound_call_id,
             **{f.name: getattr(event, f.name) for f in dataclasses.fields(Event)},
         ))
         if handlers:
-            self._conn.execute(insert(schema.deliveries), [
+            self._conn.execute(_INSERT_DELIVERY, [
                 dict(event_id=event.id, handler=h, status="pending", attempts=0, next_attempt_at=now,
                      updated_at=now) for h in handlers
             ])
@@ -126,10 +144,9 @@ class Locked:
             k: v for k, v in values.items() if k not in ("last_event_id", "updated_at")})
         return event
 
-    def finish_call(self, call_id: int | None, **fields: Any) -> None:
-        """Record the call's outcome in the same database transaction as the state change."""
-        if call_id is not None:
-            _finish_call(self._conn, call_id, **fields)
+    def finish_call(self, call: InboundCall, **outcome: Any) -> int:
+        """Record the call's outcome in the same database transaction as the state change; its id."""
+        return _save_call(self._conn, call, **outcome)
 
 
 def _text(value: str) -> str:
@@ -137,12 +154,24 @@ def _text(value: str) -> str:
     return value.replace("\x00", "\\x00")
 
 
-def _finish_call(conn: Connection, call_id: int, *, outcome: str, status_code: int,
-                 error: str | None = None, reference: str | None = None, event_id: str | None = None) -> None:
-    conn.execute(update(schema.inbound_calls).where(schema.inbound_calls.c.id == call_id).values(
-        outcome=outcome, status_code=status_code, error=_text(error) if error else None,
-        reference=_text(reference)[:128] if reference else None, event_id=event_id,
-    ))
+def _call_row(call: InboundCall) -> dict[str, Any]:
+    return dict(
+        provider=_text(call.provider)[:64], route=call.route, method=_text(call.method)[:16],
+        path=_text(call.path), query_string=_text(call.query_string),
+        headers=redact.headers(call.headers.items()), body=call.body, peer=_text(call.peer or "")[:64],
+        received_at=call.received_at,
+    )
+
+
+def _save_call(conn: Connection, call: InboundCall, *, outcome: str, status_code: int, error: str | None = None,
+               reference: str | None = None, event_id: str | None = None) -> int:
+    """Record ``call`` with its outcome: inserted whole if it is not stored yet, else updated. Its id."""
+    fields = dict(outcome=outcome, status_code=status_code, error=_text(error) if error else None,
+                  reference=_text(reference)[:128] if reference else None, event_id=event_id)
+    if call.id is None:
+        return conn.execute(_INSERT_CALL, {**_call_row(call), **fields}).inserted_primary_key[0]
+    conn.execute(_UPDATE_CALL, {"p_id": call.id, **fields})
+    return call.id
 
 
 class ProviderMemo:
@@ -170,6 +199,7 @@ class Store(Listing):
     def __init__(self, url: str, *, timeout: float = 5.0, pool_size: int = 5):
         self.engine = make_engine(url, timeout=timeout, pool_size=pool_size)
         self.dialect = self.engine.dialect.name
+        self._insert_lock = self._dialect_insert(_locks).on_conflict_do_nothing()
 
     def serialize_schema_changes(self, conn: Connection) -> None:
         """Make processes that change the schema at once take turns (SQLite's write lock already does)."""
@@ -212,18 +242,18 @@ class Store(Listing):
     # -- inbound calls ---------------------------------------------------------------------------
 
     def record_call(self, call: InboundCall) -> int:
-        """Durably record ``call``, with credential headers redacted, and return its id."""
-        with self._write() as conn:
-            return conn.execute(insert(schema.inbound_calls).values(
-                provider=_text(call.provider)[:64], route=call.route, method=_text(call.method)[:16],
-                path=_text(call.path), query_string=_text(call.query_string),
-                headers=redact.headers(call.headers.items()), body=call.body, peer=_text(call.peer or "")[:64],
-                received_at=call.received_at, outcome="received",
-            )).inserted_primary_key[0]
+        """Durably record ``call`` as received, with credential headers redacted, and return its id.
 
-    def finish_call(self, call_id: int, **fields: Any) -> None:
+        For a call whose handling waits on something outside hookhub (a provider's API); any other
+        call is recorded together with its outcome (``finish_call``).
+        """
         with self._write() as conn:
-            _finish_call(conn, call_id, **fields)
+            return conn.execute(_INSERT_CALL, {**_call_row(call), "outcome": "received"}).inserted_primary_key[0]
+
+    def finish_call(self, call: InboundCall, **outcome: Any) -> int:
+        """Record ``call``'s outcome (inserting the call if ``call.id`` is None); its id."""
+        with self._write() as conn:
+            return _save_call(conn, call, **outcome)
 
     def get_call(self, call_id: int) -> dict[str, Any] | None:
         with self._read() as conn:
@@ -243,20 +273,18 @@ class Store(Listing):
         with self._write() as conn:
             # Concurrent inserts of one new key wait for each other and leave one row, which the
             # second statement then locks: a row lock on every database, held until commit.
-            self._insert_if_absent(conn, schema.transaction_locks, dict(provider=provider, key=key))
-            lk = schema.transaction_locks.c
-            conn.execute(select(lk.provider).where(lk.provider == provider, lk.key == key).with_for_update()).one()
+            conn.execute(self._insert_lock, {"provider": provider, "key": key})
+            conn.execute(_LOCK_ROW, {"p_provider": provider, "p_key": key}).one()
             yield Locked(conn, provider, key)
 
     def get_transaction(self, provider: str, key: str) -> TransactionRecord | None:
-        t = schema.transactions
         with self._read() as conn:
-            row = conn.execute(select(t).where(t.c.provider == provider, t.c.key == key)).first()
+            row = conn.execute(_SELECT_TRANSACTION, {"p_provider": provider, "p_key": key}).first()
         return _record_from_row(row) if row else None
 
     def get_event(self, event_id: str) -> Event | None:
         with self._read() as conn:
-            row = conn.execute(select(schema.events).where(schema.events.c.id == event_id)).first()
+            row = conn.execute(_SELECT_EVENT, {"p_id": event_id}).first()
         return event_from_row(row) if row else None
 
     # -- deliveries ------------------------------------------------------------------------------
@@ -338,9 +366,11 @@ class Store(Listing):
                 v.c.provider == provider, v.c.reference == trigger.reference, v.c.status != "pending",
             ).values(status="pending", attempts=0, next_attempt_at=due, context=trigger.context, updated_at=now))
 
+    def _dialect_insert(self, table: Any) -> Any:
+        return (sqlite_insert if self.dialect == "sqlite" else postgresql_insert)(table)
+
     def _insert_if_absent(self, conn: Connection, table: Any, values: dict[str, Any]) -> None:
-        dialect_insert = sqlite_insert if self.dialect == "sqlite" else postgresql_insert
-        conn.execute(dialect_insert(table).values(**values).on_conflict_do_nothing())
+        conn.execute(self._dialect_insert(table).values(**values).on_conflict_do_nothing())
 
     def claim_verification(self, providers: Sequence[str], *, lease: float) -> VerificationJob | None:
         """Lease the most overdue re-verification for one of ``providers``."""
