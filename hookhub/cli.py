@@ -145,7 +145,7 @@ def events_replay(event_ids: tuple[str, ...], failed: bool, since: datetime | No
     click.echo(f"{len(replayed)} deliveries due again")
     if schedule_only or not replayed:
         return
-    while hub.deliverer.run_one():
+    while hub.deliverer.run():
         pass
     if hub.deliverer.overdue:  # leaving now would cut those calls off halfway
         click.echo(f"waiting for {hub.deliverer.overdue} handler calls still running...")

@@ -10,6 +10,7 @@ on; then the delivery is retried while the stuck thread stays where it is.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import threading
@@ -20,11 +21,12 @@ from collections.abc import Mapping, Sequence
 from . import redact
 from .plugins import Handler
 from .retry import RetryPolicy
-from .store import DeliveryJob, Store
+from .store import DeliveryJob, DeliveryResult, Store
 
 log = logging.getLogger("hookhub")
 
 MAX_OVERDUE = 8  # attempts left running past their timeout before this process stops starting more
+BATCH = 32  # deliveries claimed, and their results recorded, per database transaction
 
 
 class HandlerTimeout(Exception):
@@ -62,31 +64,50 @@ class Deliverer:
         """How many of this process's handler calls are running past their timeout."""
         return len(self._overdue)
 
-    def run_one(self) -> bool:
-        """Deliver the most overdue delivery, if any is due; True if one was attempted."""
+    def run(self, limit: int = BATCH) -> int:
+        """Deliver up to ``limit`` due deliveries, claimed together; how many were attempted.
+
+        The batch's results are recorded together too. Attempts run one after another, so the
+        leases of the jobs still waiting are renewed well before they could run out.
+        """
         self.tend_overdue()
         if len(self._overdue) >= MAX_OVERDUE:
             log.warning("%d handler calls are still running past their timeout; not starting more", MAX_OVERDUE)
-            return False
-        job = self.store.claim_delivery(list(self.handlers), lease=self.lease)
-        if job is None:
-            return False
-        self.deliver(job)
-        return True
+            return 0
+        waiting = collections.deque(self.store.claim_deliveries(list(self.handlers), lease=self.lease, limit=limit))
+        results: list[DeliveryResult] = []
+        attempted, renewed = 0, time.monotonic()
+        while waiting:
+            if len(self._overdue) >= MAX_OVERDUE:
+                self.store.release_deliveries(list(waiting))
+                break
+            if time.monotonic() - renewed > self.lease / 3:
+                self._record(results)
+                results = []
+                waiting = collections.deque(self.store.renew_deliveries(list(waiting), lease=self.lease))
+                renewed = time.monotonic()
+                continue
+            attempted += 1
+            result = self.deliver(waiting.popleft())
+            if result is not None:
+                results.append(result)
+        self._record(results)
+        return attempted
 
-    def deliver(self, job: DeliveryJob) -> None:
+    def deliver(self, job: DeliveryJob) -> DeliveryResult | None:
+        """Run one attempt; its result, or None when it outlived the timeout (it is then tended)."""
         attempt = self._start(job)
         assert attempt.thread is not None
         attempt.thread.join(self.timeout)
         if attempt.finished:
-            self._settle(attempt)
-            return
+            return self._result(attempt)
         attempt.renewed = time.monotonic()
         with self._overdue_lock:
             self._overdue[job.id] = attempt
         self.store.delivery_overdue(job, f"HandlerTimeout: handler {job.handler} did not return within "
                                          f"{self.timeout:g}s; still running", lease=self.lease)
         log.warning("handler %s is still running on %s after %gs", job.handler, job.event.id, self.timeout)
+        return None
 
     def tend_overdue(self) -> None:
         """Record attempts that ended after their timeout; renew or give up the leases of the rest."""
@@ -95,11 +116,11 @@ class Deliverer:
         now = time.monotonic()
         for attempt in overdue:
             if attempt.finished:
-                self._settle(attempt)
+                self._record([self._result(attempt)])
             elif now - attempt.started > self.lease:
                 attempt.error = (f"HandlerTimeout: handler {attempt.job.handler} was still running after "
                                  f"{self.lease:g}s; given up on")
-                self._settle(attempt)
+                self._record([self._result(attempt)])
             else:
                 if now - attempt.renewed > self.lease / 3:  # well before the lease could run out
                     self.store.delivery_overdue(attempt.job, None, lease=self.lease)
@@ -130,15 +151,18 @@ class Deliverer:
         attempt.thread.start()
         return attempt
 
-    def _settle(self, attempt: _Attempt) -> None:
+    def _result(self, attempt: _Attempt) -> DeliveryResult:
         job = attempt.job
         if attempt.error is None:
-            settled = self.store.delivery_succeeded(job)
-        else:
-            retry_at = self.policy.next_at(job.attempts)
-            settled = self.store.delivery_failed(job, attempt.error, retry_at)
-            log.warning("handler %s failed on %s (attempt %d%s)", job.handler, job.event.id, job.attempts,
-                        ", dead-lettered" if retry_at is None else "")
-        if not settled:
-            log.warning("delivery %s of %s to %s outlived its lease; another process has it now",
-                        job.id, job.event.id, job.handler)
+            return DeliveryResult(job)
+        retry_at = self.policy.next_at(job.attempts)
+        log.warning("handler %s failed on %s (attempt %d%s)", job.handler, job.event.id, job.attempts,
+                    ", dead-lettered" if retry_at is None else "")
+        return DeliveryResult(job, attempt.error, retry_at)
+
+    def _record(self, results: list[DeliveryResult]) -> None:
+        for result, settled in zip(results, self.store.settle_deliveries(results)):
+            if not settled:
+                job = result.job
+                log.warning("delivery %s of %s to %s outlived its lease; another process has it now",
+                            job.id, job.event.id, job.handler)

@@ -13,7 +13,7 @@ from typing import Any
 from flask import Flask
 
 from . import plugins, redact
-from .delivery import Deliverer
+from .delivery import BATCH, Deliverer
 from .errors import ConfigError, SchemaError, StoreUnavailable
 from .pipeline import Pipeline
 from .registry import Registry
@@ -151,8 +151,11 @@ class Hub:
                 break
             self.pipeline.run_verification(job)
             done += 1
-        while done < ROUND_LIMIT and self.deliverer.run_one():
-            done += 1
+        while done < ROUND_LIMIT:
+            attempted = self.deliverer.run(limit=min(BATCH, ROUND_LIMIT - done))
+            if not attempted:
+                break
+            done += attempted
         return done
 
     def close(self) -> None:

@@ -231,6 +231,35 @@ def test_handler_stuck_for_a_whole_lease_is_given_up_and_retried(make_app, monca
         hangs.release.set()
 
 
+def test_a_batch_slower_than_its_lease_keeps_its_waiting_jobs(make_app, moncash, database, tmp_path):
+    """Eight deliveries claimed together take twice the lease to run: the ones still waiting are
+    renewed in time, so a second process polling all along never starts any of them."""
+    class Slow:
+        delivered = []
+
+        @hookimpl
+        def hookhub_handle_event(self, event):
+            time.sleep(0.1)
+            Slow.delivered.append(event.id)
+
+    shared = {"HOOKHUB_DATABASE_URL": database or f"sqlite:///{tmp_path / 'shared.sqlite'}",
+              "HOOKHUB_HANDLER_TIMEOUT": 0.2, "HOOKHUB_LEASE_SECONDS": 0.4}
+    first, second = make_app(shared, plugins=[Slow()]), make_app(shared, plugins=[Slow()])
+    for i in range(8):
+        moncash.add_payment(f"93{i}", f"order-batch-{i}", 25)
+        assert first.test_client().post("/hooks/moncash", json={"transactionId": f"93{i}"}).status_code == 200
+    batch = threading.Thread(target=hub_of(first).run_due_work)
+    batch.start()
+    time.sleep(0.05)  # the batch is claimed
+    while batch.is_alive():
+        hub_of(second).run_due_work()
+        time.sleep(0.02)
+    batch.join()
+    assert len(Slow.delivered) == 8 and len(set(Slow.delivered)) == 8
+    deliveries = hub_of(first).store.list_deliveries()
+    assert {(d["status"], d["attempts"]) for d in deliveries} == {("done", 1)}
+
+
 def test_replay_here_waits_for_handler_calls_running_past_their_timeout(make_app, moncash):
     class Slow:
         calls = 0

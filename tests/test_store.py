@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from hookhub import Trigger
 from hookhub.errors import StoreUnavailable
 from hookhub.states import TransactionState, is_transition
-from hookhub.store import Store, migrate, utcnow
+from hookhub.store import DeliveryResult, Store, migrate, utcnow
 
 
 DATABASES = ("sqlite", "postgresql")
@@ -49,6 +49,37 @@ def test_a_lost_lease_cannot_record_a_result(store):
     assert store.delivery_failed(first, "late failure", None) is False
     [delivery] = store.list_deliveries()
     assert (delivery["status"], delivery["last_error"]) == ("done", None)
+
+
+def test_deliveries_are_claimed_and_settled_in_batches(store):
+    for i in range(5):
+        add_event(store, approved(f"t{i}"), handlers=("h1",))
+    batch = store.claim_deliveries(["h1"], lease=60, limit=3)
+    assert len({job.id for job in batch}) == 3 and len({job.lease for job in batch}) == 1
+    assert [job.event.transaction_id for job in batch] == ["t0", "t1", "t2"]  # most overdue first
+    rest = store.claim_deliveries(["h1"], lease=60, limit=10)
+    assert [job.event.transaction_id for job in rest] == ["t3", "t4"]  # the batch's jobs are not handed out
+    assert store.claim_deliveries(["h1"], lease=60, limit=10) == []
+    later = utcnow()
+    assert store.settle_deliveries([DeliveryResult(batch[0]), DeliveryResult(batch[1], "boom", later),
+                                    DeliveryResult(batch[2], "boom", None)]) == [True, True, True]
+    states = {d["id"]: (d["status"], d["last_error"], d["lease_owner"]) for d in store.list_deliveries()}
+    assert [states[job.id] for job in batch] == [("done", None, None), ("pending", "boom", None), ("dead", "boom", None)]
+
+
+def test_jobs_of_a_batch_can_be_renewed_or_given_back(store):
+    for i in range(3):
+        add_event(store, approved(f"t{i}"), handlers=("h1",))
+    batch = store.claim_deliveries(["h1"], lease=0.2, limit=3)
+    assert store.renew_deliveries(batch[1:], lease=60) == batch[1:]
+    time.sleep(0.3)
+    [taken] = store.claim_deliveries(["h1"], lease=60, limit=3)  # only the first one's lease ran out
+    assert taken.id == batch[0].id and taken.attempts == 2
+    assert store.renew_deliveries(batch, lease=60) == batch[1:]  # the lost one is not renewed
+    store.release_deliveries(batch[1:])
+    again = store.claim_deliveries(["h1"], lease=60, limit=3)
+    assert sorted(job.id for job in again) == sorted(job.id for job in batch[1:])
+    assert [job.attempts for job in again] == [1, 1]  # given back unstarted: the attempt did not count
 
 
 def test_deferred_verification_is_one_job_per_reference_and_revives(store):

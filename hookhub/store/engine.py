@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from typing import Any
 
 from sqlalchemy import create_engine, event
@@ -48,6 +50,7 @@ def _sqlite_engine(url: URL, timeout: float) -> Engine:
         # Let SQLAlchemy's "begin" event below decide how each transaction starts.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # Every statement waits this long for a lock; writers wait in ``_take_write_lock`` instead.
         cursor.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = FULL")  # an acknowledged call survives power loss
@@ -56,13 +59,43 @@ def _sqlite_engine(url: URL, timeout: float) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
-        # Writers take the write lock up front: every writer waits its turn (busy_timeout) instead
-        # of failing when a read transaction tries to upgrade. This is also the per-transaction
-        # lock on SQLite: one writer at a time across every process on the host.
-        immediate = connection.get_execution_options().get(WRITE, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # Writers take the write lock up front: every writer waits its turn instead of failing
+        # when a read transaction tries to upgrade. This is also the per-transaction lock on
+        # SQLite: one writer at a time across every process on the host.
+        if not connection.get_execution_options().get(WRITE, False):
+            connection.exec_driver_sql("BEGIN")
+            return
+        dbapi_connection = connection.connection.dbapi_connection
+        try:
+            if not _take_write_lock(dbapi_connection, timeout):
+                # The last try, failing at once, raises the error the store turns into a 503.
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+        finally:
+            dbapi_connection.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
 
     return engine
+
+
+def _take_write_lock(dbapi_connection: Any, timeout: float) -> bool:
+    """BEGIN IMMEDIATE, retried until ``timeout`` with SQLite's busy timeout off; False if it failed.
+
+    SQLite's own busy handler sleeps 1, 2, 5, 10... up to 100 ms between tries, so under a steady
+    stream of short write transactions from several processes a waiting writer oversleeps each
+    release many times over. Retrying here starts at 50 microseconds and never sleeps longer than
+    2 ms, so a writer gets the lock about as soon as it is free.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.00005
+    dbapi_connection.execute("PRAGMA busy_timeout = 0")  # the caller sets it back
+    while True:
+        try:
+            dbapi_connection.execute("BEGIN IMMEDIATE")
+            return True
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                return False
+        time.sleep(delay)
+        delay = min(delay * 2, 0.002)
 
 
 def _postgresql_engine(url: URL, timeout: float, pool_size: int) -> Engine:

@@ -66,9 +66,10 @@ inbound_calls = Table(
     Index("ix_inbound_calls_provider_reference", "provider", "reference"),
 )
 
-# The per-transaction lock: one row per (provider, key), inserted if absent and then locked
-# (SELECT ... FOR UPDATE) by whoever reconciles that transaction. It exists before the transaction
-# has any state, so the first callback and the first return for a payment wait for each other too.
+# The per-transaction lock on PostgreSQL: one row per (provider, key), inserted if absent and then
+# locked (SELECT ... FOR UPDATE) by whoever reconciles that transaction. It exists before the
+# transaction has any state, so the first callback and the first return for a payment wait for
+# each other too. On SQLite a write transaction holds the whole database, so the table stays empty.
 transaction_locks = Table(
     "transaction_locks", metadata,
     Column("provider", String(64), primary_key=True),

@@ -11,26 +11,23 @@ import dataclasses
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, or_, select, text, update
+from sqlalchemy import Connection, bindparam, insert, select, text, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .. import redact
-from ..calls import InboundCall, Trigger
+from ..calls import InboundCall
 from ..errors import StoreUnavailable
 from ..events import Event
 from ..states import TransactionState
 from . import schema
 from .engine import WRITE, make_engine
+from .jobs import Jobs, utcnow
 from .listing import Listing, event_from_row
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,25 +41,6 @@ class TransactionRecord:
     amount: int
     currency: str
     last_event_id: str | None
-
-
-@dataclasses.dataclass(frozen=True)
-class DeliveryJob:
-    id: int
-    lease: str  # proof of the claim; results are recorded only while it still holds
-    handler: str
-    attempts: int  # including the one just claimed
-    event: Event
-
-
-@dataclasses.dataclass(frozen=True)
-class VerificationJob:
-    id: int
-    lease: str
-    provider: str
-    trigger: Trigger
-    attempts: int  # including the one just claimed
-    inbound_call_id: int | None
 
 
 _calls, _transactions, _events = schema.inbound_calls, schema.transactions, schema.events
@@ -195,7 +173,7 @@ class ProviderMemo:
                 value=value, updated_at=now))
 
 
-class Store(Listing):
+class Store(Listing, Jobs):
     def __init__(self, url: str, *, timeout: float = 5.0, pool_size: int = 5):
         self.engine = make_engine(url, timeout=timeout, pool_size=pool_size)
         self.dialect = self.engine.dialect.name
@@ -271,10 +249,11 @@ class Store(Listing):
         their blocks one after the other.
         """
         with self._write() as conn:
-            # Concurrent inserts of one new key wait for each other and leave one row, which the
-            # second statement then locks: a row lock on every database, held until commit.
-            conn.execute(self._insert_lock, {"provider": provider, "key": key})
-            conn.execute(_LOCK_ROW, {"p_provider": provider, "p_key": key}).one()
+            if self.dialect != "sqlite":  # SQLite's write transaction already holds the whole database
+                # Concurrent inserts of one new key wait for each other and leave one row, which the
+                # second statement then locks: a row lock, held until commit.
+                conn.execute(self._insert_lock, {"provider": provider, "key": key})
+                conn.execute(_LOCK_ROW, {"p_provider": provider, "p_key": key}).one()
             yield Locked(conn, provider, key)
 
     def get_transaction(self, provider: str, key: str) -> TransactionRecord | None:
@@ -287,111 +266,8 @@ class Store(Listing):
             row = conn.execute(_SELECT_EVENT, {"p_id": event_id}).first()
         return event_from_row(row) if row else None
 
-    # -- deliveries ------------------------------------------------------------------------------
-
-    def claim_delivery(self, handlers: Sequence[str], *, lease: float) -> DeliveryJob | None:
-        """Lease the most overdue delivery for one of ``handlers``; an attempt counts from here.
-
-        One job per claim, so a lease never runs out while its job waits behind others. A delivery
-        whose lease ran out (its process died mid-call) is due again.
-        """
-        if not handlers:
-            return None
-        d = schema.deliveries
-        with self._write() as conn:
-            claimed = self._claim_one(conn, d, d.c.handler.in_(handlers), lease=lease)
-            if claimed is None:
-                return None
-            row, owner = claimed
-            event = conn.execute(select(schema.events).where(schema.events.c.id == row.event_id)).one()
-        return DeliveryJob(row.id, owner, row.handler, row.attempts + 1, event_from_row(event))
-
-    def _claim_one(self, conn: Connection, table: Any, condition: Any, *, lease: float) -> tuple[Any, str] | None:
-        """Lease the most overdue pending row of ``table`` matching ``condition``: (row, lease owner)."""
-        now, owner = utcnow(), uuid.uuid4().hex
-        c = table.c
-        row = conn.execute(
-            select(table)
-            .where(c.status == "pending", condition, c.next_attempt_at <= now,
-                   or_(c.lease_until.is_(None), c.lease_until < now))
-            .order_by(c.next_attempt_at, c.id).limit(1)
-            .with_for_update(skip_locked=True)  # other hosts skip a row being claimed (PostgreSQL)
-        ).first()
-        if row is None:
-            return None
-        conn.execute(update(table).where(c.id == row.id).values(
-            attempts=c.attempts + 1, lease_until=now + timedelta(seconds=lease), lease_owner=owner,
-            updated_at=now))
-        return row, owner
-
-    def delivery_succeeded(self, job: DeliveryJob) -> bool:
-        """Mark ``job`` done; False if its lease was lost to another process meanwhile."""
-        return self._settle(schema.deliveries, job.id, job.lease, status="done")
-
-    def delivery_failed(self, job: DeliveryJob, error: str, retry_at: datetime | None) -> bool:
-        """Record a failed attempt; ``retry_at`` None means no attempts are left (dead letter)."""
-        if retry_at is None:
-            return self._settle(schema.deliveries, job.id, job.lease, status="dead", last_error=error)
-        return self._settle(schema.deliveries, job.id, job.lease, next_attempt_at=retry_at, last_error=error)
-
-    def delivery_overdue(self, job: DeliveryJob, error: str | None, *, lease: float) -> bool:
-        """Keep ``job`` leased while its attempt runs past the timeout; ``error`` says so, once."""
-        d, now = schema.deliveries, utcnow()
-        values: dict[str, Any] = {"lease_until": now + timedelta(seconds=lease), "updated_at": now}
-        if error is not None:
-            values["last_error"] = error
-        with self._write() as conn:
-            result = conn.execute(update(d).where(d.c.id == job.id, d.c.lease_owner == job.lease).values(**values))
-        return result.rowcount == 1
-
-    def _settle(self, table: Any, job_id: int, lease: str, **values: Any) -> bool:
-        with self._write() as conn:
-            result = conn.execute(update(table).where(table.c.id == job_id, table.c.lease_owner == lease).values(
-                lease_until=None, lease_owner=None, updated_at=utcnow(), **values))
-        return result.rowcount == 1
-
-    # -- deferred verifications ------------------------------------------------------------------
-
-    def defer_verification(self, provider: str, trigger: Trigger, *, inbound_call_id: int | None,
-                           due: datetime) -> None:
-        """Ask for ``trigger`` to be verified again at ``due``; one job per reference at a time."""
-        v, now = schema.verifications, utcnow()
-        with self._write() as conn:
-            self._insert_if_absent(conn, v, dict(
-                provider=provider, reference=trigger.reference, context=trigger.context,
-                inbound_call_id=inbound_call_id, status="pending", attempts=0, next_attempt_at=due,
-                created_at=now, updated_at=now))
-            # A new call revives a job that had given up; a pending one keeps its schedule.
-            conn.execute(update(v).where(
-                v.c.provider == provider, v.c.reference == trigger.reference, v.c.status != "pending",
-            ).values(status="pending", attempts=0, next_attempt_at=due, context=trigger.context, updated_at=now))
-
     def _dialect_insert(self, table: Any) -> Any:
         return (sqlite_insert if self.dialect == "sqlite" else postgresql_insert)(table)
 
     def _insert_if_absent(self, conn: Connection, table: Any, values: dict[str, Any]) -> None:
         conn.execute(self._dialect_insert(table).values(**values).on_conflict_do_nothing())
-
-    def claim_verification(self, providers: Sequence[str], *, lease: float) -> VerificationJob | None:
-        """Lease the most overdue re-verification for one of ``providers``."""
-        if not providers:
-            return None
-        v = schema.verifications
-        with self._write() as conn:
-            claimed = self._claim_one(conn, v, v.c.provider.in_(providers), lease=lease)
-        if claimed is None:
-            return None
-        row, owner = claimed
-        return VerificationJob(row.id, owner, row.provider, Trigger(row.reference, row.context),
-                               row.attempts + 1, row.inbound_call_id)
-
-    def verification_done(self, job: VerificationJob) -> None:
-        v = schema.verifications
-        with self._write() as conn:
-            conn.execute(delete(v).where(v.c.id == job.id, v.c.lease_owner == job.lease))
-
-    def verification_failed(self, job: VerificationJob, error: str, retry_at: datetime | None) -> bool:
-        """Record a failed re-check; ``retry_at`` None means give up."""
-        if retry_at is None:
-            return self._settle(schema.verifications, job.id, job.lease, status="gave_up", last_error=error)
-        return self._settle(schema.verifications, job.id, job.lease, next_attempt_at=retry_at, last_error=error)

@@ -1,0 +1,398 @@
+"""hookhub's benchmark: one run, one machine, hookhub beside the receiver a merchant would write by hand.
+
+Scenarios, each driven by wrk with requests that are all different and correctly signed:
+
+1. ``callbacks``: signed Monri callbacks, first to the hand-written receiver (``baseline.py``), then
+   to hookhub on SQLite, both under the same gunicorn settings. Requests per second, p50/p99
+   latency and non-2xx answers for both, and the ratio hookhub/baseline. Afterwards the store is
+   checked: one event per accepted callback, and how long the deliveries took to drain.
+2. ``moncash``: buyers returning from MonCash (``GET /return/moncash?transactionId=...``), each
+   verified against a fast local fake of MonCash's API (``fake_moncash.py``); how many OAuth token
+   requests that took per 1000 verifications and per worker.
+3. ``memory``: resident memory of every worker after the load, hookhub's and the baseline's.
+
+Run it with ``bench/run`` (see the README); ``bench/run --help`` lists the settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+MERCHANT_KEY = "bench-monri-merchant-key-0123456789"
+PUBLIC_URL = "http://127.0.0.1"
+MONCASH_TOKEN_LIFETIME = 59  # seconds, as fake_moncash.py (and MonCash) issue them
+TARGET_RATIO = 0.8
+TARGET_P99_MS = 20.0
+TARGET_RSS_MB = 80.0
+
+
+@dataclasses.dataclass
+class Load:
+    """What wrk measured for one scenario."""
+
+    requests: int
+    seconds: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    status_2xx: int
+    status_3xx: int
+    other: int  # 4xx, 5xx and socket errors
+    repeats: int  # times a wrk thread ran out of distinct requests and started again
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+
+class Server:
+    """A gunicorn master serving ``app`` from the bench folder on a free loopback port."""
+
+    def __init__(self, name: str, app: str, env: dict[str, str], gunicorn_args: list[str], logs: Path):
+        self.name = name
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = logs / f"{name}.log"
+        command = [str(Path(sys.executable).parent / "gunicorn"), "--chdir", str(HERE),
+                   "--bind", f"127.0.0.1:{self.port}", *gunicorn_args, app]
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(command, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+
+    def wait_ready(self, path: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"{self.name} exited at start; see {self.log_path}:\n{self.log_path.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(self.url + path, timeout=2):
+                    return
+            except urllib.error.HTTPError:
+                return  # it answers
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise SystemExit(f"{self.name} did not answer {path} within {timeout}s; see {self.log_path}")
+
+    def worker_pids(self) -> list[int]:
+        return sorted(pid for pid in _children(self.process.pid))
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+# -- requests -------------------------------------------------------------------------------------
+
+def write_callbacks(path: Path, count: int, prefix: str) -> None:
+    """``count`` signed Monri callbacks, each for its own order, as Monri sends them."""
+    with open(path, "w") as out:
+        for i in range(count):
+            body = json.dumps({
+                "id": 1_000_000 + i, "acquirer": "xml-sim", "order_number": f"{prefix}{i}",
+                "order_info": "Benchmark order", "amount": 100 + i % 9_900, "currency": "EUR",
+                "status": "approved", "response_code": "0000", "approval_code": "629762",
+                "transaction_type": "purchase", "masked_pan": "434179-xxx-xxx-0044",
+                "created_at": "2026-11-21T14:05:11.190+02:00",
+            }, separators=(",", ":"))
+            digest = hashlib.sha512(MERCHANT_KEY.encode() + body.encode()).hexdigest()
+            out.write(f"POST\t/hooks/monri\tWP3-callback {digest}\t{body}\n")
+
+
+def write_returns(path: Path, count: int, first: int) -> None:
+    """``count`` buyers' returns from MonCash, each naming its own transaction."""
+    with open(path, "w") as out:
+        for i in range(first, first + count):
+            out.write(f"GET\t/return/moncash?transactionId={i}\t\t\n")
+
+
+def run_wrk(url: str, requests_file: Path, args: argparse.Namespace, seconds: float) -> Load:
+    command = ["wrk", "--latency", "-t", str(args.wrk_threads), "-c", str(args.connections), "-d", f"{max(1, round(seconds))}s",
+               "--timeout", "10s", "-s", str(HERE / "load.lua"), url, "--", str(requests_file), str(args.wrk_threads)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"wrk failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+    output = done.stdout
+    line = next((ln for ln in output.splitlines() if ln.startswith("WRK-RESULT ")), None)
+    if line is None:
+        raise SystemExit(f"wrk printed no result:\n{output}")
+    r = json.loads(line[len("WRK-RESULT "):])
+    socket_errors = r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["timeouts"]
+    return Load(requests=r["requests"], seconds=r["duration_us"] / 1e6, p50_ms=r["p50_us"] / 1000,
+                p90_ms=r["p90_us"] / 1000, p99_ms=r["p99_us"] / 1000, max_ms=r["max_us"] / 1000,
+                status_2xx=r["status_2xx"], status_3xx=r["status_3xx"], other=r["status_other"] + socket_errors,
+                repeats=r["repeats"])
+
+
+def requests_for(seconds: float, args: argparse.Namespace) -> int:
+    """Enough distinct requests that wrk never runs out at up to ``--max-rps``."""
+    return int(seconds * args.max_rps) + 1000
+
+
+# -- scenarios ------------------------------------------------------------------------------------
+
+def gunicorn_args(args: argparse.Namespace) -> list[str]:
+    settings = ["--workers", str(args.workers), "--worker-class", args.worker_class, "--log-level", "warning"]
+    if args.worker_class == "gthread":
+        settings += ["--threads", str(args.threads)]
+    return settings
+
+
+def measure(server: Server, requests_file: Path, warm_file: Path, args: argparse.Namespace,
+            profile_as: str | None = None) -> tuple[Load, Load]:
+    """Warm ``server`` up, then measure it: (warm-up load, measured load).
+
+    With ``--profile``, py-spy samples every worker during the measured load (``profile_as`` names
+    the files: a flame graph and the collapsed stacks per worker).
+    """
+    warm = run_wrk(server.url, warm_file, args, args.warmup)
+    spies = []
+    if args.profile and profile_as:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        for pid in server.worker_pids():
+            for fmt, suffix in (("flamegraph", "svg"), ("raw", "txt")):
+                out = args.profile / f"{profile_as}-{pid}.{suffix}"
+                spies.append(subprocess.Popen(
+                    [_py_spy(), "record", "--nonblocking", "--idle", "--threads", "--format", fmt, "--output", str(out),
+                     "--duration", str(max(1, round(args.duration))), "--pid", str(pid)],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    measured = run_wrk(server.url, requests_file, args, args.duration)
+    for spy in spies:
+        spy.wait(60)
+    return warm, measured
+
+
+def _py_spy() -> str:
+    found = shutil.which("py-spy", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    if found is None:
+        raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
+    return found
+
+
+def count_rows(database: Path, sql: str) -> int:
+    with sqlite3.connect(database, timeout=30) as conn:
+        return conn.execute(sql).fetchone()[0]
+
+
+def wait_for_deliveries(database: Path, timeout: float) -> float | None:
+    """Seconds until no delivery is pending, or None if some still are after ``timeout``."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if count_rows(database, "SELECT count(*) FROM deliveries WHERE status = 'pending'") == 0:
+            return time.monotonic() - start
+        time.sleep(0.2)
+    return None
+
+
+def fetch_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def machine() -> dict[str, str]:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor() or "unknown")
+    memory_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                     if line.startswith("MemTotal:"))
+    wrk_version = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+    return {"cpu": f"{cpu}, {os.cpu_count()} cores", "memory": f"{memory_kb / 1024 / 1024:.1f} GiB",
+            "kernel": platform.release(), "python": platform.python_version(),
+            "sqlite": sqlite3.sqlite_version, "wrk": wrk_version.strip()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench/run", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--duration", type=float, default=20, help="seconds of measured load per scenario")
+    parser.add_argument("--warmup", type=float, default=3, help="seconds of load before each measurement")
+    parser.add_argument("--connections", type=int, default=16, help="wrk's open connections")
+    parser.add_argument("--wrk-threads", type=int, default=2, help="wrk's threads")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="gunicorn workers, both servers")
+    parser.add_argument("--worker-class", default="sync", choices=["sync", "gthread"], help="gunicorn worker class")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
+    parser.add_argument("--max-rps", type=int, default=15_000, help="requests to prepare per second of load")
+    parser.add_argument("--keep", action="store_true", help="keep the run's folder (store, logs, requests)")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="sample hookhub's workers with py-spy during the measured loads; write to DIR")
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: on Debian or Ubuntu, apt-get install wrk (bench/run does this)")
+
+    work = Path(tempfile.mkdtemp(prefix="hookhub-bench-"))
+    servers: list[Server] = []
+    try:
+        return _run(args, work, servers)
+    finally:
+        for server in servers:
+            server.stop()
+        if args.keep:
+            print(f"\nrun folder kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace, work: Path, servers: list[Server]) -> int:
+    info = machine()
+    print("machine: " + "; ".join(f"{k} {v}" for k, v in info.items()))
+    print(f"load: wrk -t{args.wrk_threads} -c{args.connections}, {args.warmup:g}s warm-up + {args.duration:g}s "
+          f"measured per server; gunicorn {' '.join(gunicorn_args(args))}\n", flush=True)
+    warm_n, measured_n = requests_for(args.warmup, args), requests_for(args.duration, args)
+    for name, prefix, count in (("baseline-warm", "bw-", warm_n), ("baseline", "b-", measured_n),
+                                ("hookhub-warm", "hw-", warm_n), ("hookhub", "h-", measured_n)):
+        write_callbacks(work / f"{name}.requests", count, prefix)
+    write_returns(work / "returns-warm.requests", warm_n, 10**9)
+    write_returns(work / "returns.requests", measured_n, 2 * 10**9)
+
+    monri_env = {"HOOKHUB_MONRI_MERCHANT_KEY": MERCHANT_KEY}
+    baseline = Server("baseline", "baseline:app", monri_env, gunicorn_args(args), work)
+    servers.append(baseline)
+    baseline.wait_ready("/")
+    _, base = measure(baseline, work / "baseline.requests", work / "baseline-warm.requests", args)
+    baseline_rss = [rss_mb(pid) for pid in baseline.worker_pids()]
+    baseline.stop()
+
+    fake = Server("fake-moncash", "fake_moncash:app", {}, ["--workers", "1", "--worker-class", "gthread",
+                                                        "--threads", "16", "--log-level", "warning"], work)
+    servers.append(fake)
+    fake.wait_ready("/_stats")
+    database = work / "hookhub.sqlite"
+    hookhub_env = {
+        **monri_env,
+        "HOOKHUB_DATABASE_URL": f"sqlite:///{database}", "HOOKHUB_INSTANCE_PATH": str(work / "instance"),
+        "HOOKHUB_SECRET_KEY": "bench-secret-key-0123456789abcdef", "HOOKHUB_PUBLIC_URL": PUBLIC_URL,
+        "HOOKHUB_MONRI_AUTHENTICITY_TOKEN": "bench-monri-authenticity-token",
+        "HOOKHUB_MONCASH_CLIENT_ID": "bench-client", "HOOKHUB_MONCASH_CLIENT_SECRET": "bench-secret",
+        "HOOKHUB_MONCASH_BASE_URL": f"{fake.url}/Api", "HOOKHUB_MONCASH_GATEWAY_URL": f"{fake.url}/Moncash-middleware",
+        "HOOKHUB_HANDLERS": "bench_handler",
+    }
+    hookhub = Server("hookhub", "hookhub:create_app()", hookhub_env, gunicorn_args(args), work)
+    servers.append(hookhub)
+    hookhub.wait_ready("/healthz")
+    hub_warm, hub = measure(hookhub, work / "hookhub.requests", work / "hookhub-warm.requests", args,
+                            profile_as="callbacks")
+    accepted = hub_warm.status_2xx + hub.status_2xx  # distinct callbacks: each must have made one event
+    events = count_rows(database, "SELECT count(*) FROM events WHERE provider = 'monri'")
+    pending_after_load = count_rows(database, "SELECT count(*) FROM deliveries WHERE status = 'pending'")
+    drained = wait_for_deliveries(database, timeout=120)
+
+    returns_warm, returns = measure(hookhub, work / "returns.requests", work / "returns-warm.requests", args,
+                                    profile_as="returns")
+    stats = fetch_json(f"{fake.url}/_stats")
+    redirected = returns_warm.status_3xx + returns.status_3xx
+    hookhub_rss = [rss_mb(pid) for pid in hookhub.worker_pids()]
+    return_events = count_rows(database, "SELECT count(*) FROM events WHERE provider = 'moncash'")
+
+    figures = report(args, info, base, hub, returns, accepted, events, pending_after_load, drained, stats,
+                     redirected, return_events, baseline_rss, hookhub_rss)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+def _check(events: int, answered: int, args: argparse.Namespace) -> str:
+    """Every distinct request answered must have made its event; the requests still in flight
+    when wrk stopped (at most one per connection, warm-up and measurement) may have made one more."""
+    if answered <= events <= answered + 2 * args.connections:
+        return "as it must: the rest were in flight when wrk stopped"
+    return "WRONG"
+
+
+def report(args, info, base: Load, hub: Load, returns: Load, accepted: int, events: int, pending_after_load: int,
+           drained: float | None, stats: dict, redirected: int, return_events: int,
+           baseline_rss: list[float], hookhub_rss: list[float]) -> dict:
+    ratio = hub.rps / base.rps if base.rps else float("nan")
+    print("1. signed Monri callbacks")
+    print(f"   {'':10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'non-2xx':>8}")
+    for name, load in (("baseline", base), ("hookhub", hub)):
+        print(f"   {name:10} {load.rps:9.0f} {load.p50_ms:8.2f} {load.p99_ms:8.2f} {load.max_ms:8.1f} "
+              f"{load.requests - load.status_2xx:8d}")
+    print(f"   ratio hookhub/baseline: {ratio:.2f} (target >= {TARGET_RATIO}); "
+          f"hookhub p99 {hub.p99_ms:.1f} ms (target < {TARGET_P99_MS:g})")
+    print(f"   store: {events} Monri events for {accepted} distinct callbacks answered 200 "
+          f"({_check(events, accepted, args)}); "
+          f"{pending_after_load} deliveries pending when the load stopped, "
+          + (f"all delivered {drained:.1f}s later" if drained is not None else "NOT drained after 120s"))
+    for name, load in (("baseline", base), ("hookhub", hub), ("moncash", returns)):
+        if load.repeats:
+            print(f"   warning: wrk ran out of distinct {name} requests {load.repeats} times; raise --max-rps")
+
+    tokens = stats["token_requests"]
+    per_thousand = 1000 * tokens / stats["retrievals"] if stats["retrievals"] else float("nan")
+    print("\n2. MonCash returns, each verified with RetrieveTransactionPayment")
+    print(f"   {'':10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'not 303':>8}")
+    print(f"   {'hookhub':10} {returns.rps:9.0f} {returns.p50_ms:8.2f} {returns.p99_ms:8.2f} {returns.max_ms:8.1f} "
+          f"{returns.requests - returns.status_3xx:8d}")
+    print(f"   {stats['retrievals']} verifications (warm-up included), {stats['refused']} refused for the token; "
+          f"{tokens} token requests from {args.workers} workers = {per_thousand:.2f} per 1000 verifications")
+    print(f"   store: {return_events} MonCash events for {redirected} buyers sent on "
+          f"({_check(return_events, redirected, args)})")
+
+    print("\n3. resident memory per worker after the load (MB)")
+    print(f"   baseline: {', '.join(f'{m:.1f}' for m in baseline_rss)}")
+    print(f"   hookhub:  {', '.join(f'{m:.1f}' for m in hookhub_rss)} (target < {TARGET_RSS_MB:g})")
+    return {
+        "machine": info, "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "callbacks": {"baseline": dataclasses.asdict(base) | {"rps": base.rps},
+                      "hookhub": dataclasses.asdict(hub) | {"rps": hub.rps}, "ratio": ratio,
+                      "accepted": accepted, "monri_events": events, "pending_deliveries_after_load": pending_after_load,
+                      "drained_seconds": drained},
+        "moncash_returns": dataclasses.asdict(returns) | {
+            "rps": returns.rps, "verifications": stats["retrievals"], "token_requests": tokens,
+            "token_requests_per_1000": per_thousand, "refused": stats["refused"], "redirected": redirected, "events": return_events},
+        "rss_mb": {"baseline": baseline_rss, "hookhub": hookhub_rss},
+        "token_lifetime_seconds": MONCASH_TOKEN_LIFETIME,
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""The store's two queues: deliveries owed to handlers and verifications to re-check later.
+
+A job is claimed with a lease: its claimer's proof (``lease``), recorded with the row until a
+deadline. Results are written only while the lease still holds, and a job whose lease ran out (its
+process died mid-call) is due again. Deliveries are claimed and settled in batches, one database
+transaction for many jobs. Mixed into ``Store``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, delete, or_, select, update
+
+from ..calls import Trigger
+from ..events import Event
+from . import schema
+from .listing import event_from_row
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclasses.dataclass(frozen=True)
+class DeliveryJob:
+    id: int
+    lease: str  # proof of the claim; results are recorded only while it still holds
+    handler: str
+    attempts: int  # including the one just claimed
+    event: Event
+
+
+@dataclasses.dataclass(frozen=True)
+class VerificationJob:
+    id: int
+    lease: str
+    provider: str
+    trigger: Trigger
+    attempts: int  # including the one just claimed
+    inbound_call_id: int | None
+
+
+@dataclasses.dataclass(frozen=True)
+class DeliveryResult:
+    """How one claimed delivery went: ``error`` None is a success; else ``retry_at`` None is a dead letter."""
+
+    job: DeliveryJob
+    error: str | None = None
+    retry_at: datetime | None = None
+
+
+_d = schema.deliveries
+_SETTLE_DELIVERY = update(_d).where(_d.c.id == bindparam("p_id"), _d.c.lease_owner == bindparam("p_owner"))
+_HELD_DELIVERIES = select(_d.c.id).where(_d.c.id.in_(bindparam("p_ids", expanding=True)),
+                                         _d.c.lease_owner == bindparam("p_owner"))
+_EVENTS = select(schema.events).where(schema.events.c.id.in_(bindparam("p_ids", expanding=True)))
+
+
+class Jobs:
+    def _read(self) -> AbstractContextManager[Connection]:
+        raise NotImplementedError
+
+    def _write(self) -> AbstractContextManager[Connection]:
+        raise NotImplementedError
+
+    def _insert_if_absent(self, conn: Connection, table: Any, values: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    # -- deliveries ------------------------------------------------------------------------------
+
+    def claim_deliveries(self, handlers: Sequence[str], *, lease: float, limit: int) -> list[DeliveryJob]:
+        """Lease up to ``limit`` of the most overdue deliveries for ``handlers``; an attempt counts from here.
+
+        The claimer must renew the leases of jobs it has not started well before they run out
+        (``renew_deliveries``), or give them back (``release_deliveries``).
+        """
+        if not handlers:
+            return []
+        claimed = self._claim(_d, _d.c.handler.in_(handlers), lease=lease, limit=limit)
+        if not claimed:
+            return []
+        rows, owner, events = claimed
+        return [DeliveryJob(row.id, owner, row.handler, row.attempts + 1, events[row.event_id]) for row in rows]
+
+    def claim_delivery(self, handlers: Sequence[str], *, lease: float) -> DeliveryJob | None:
+        """Lease the single most overdue delivery for ``handlers``."""
+        jobs = self.claim_deliveries(handlers, lease=lease, limit=1)
+        return jobs[0] if jobs else None
+
+    def settle_deliveries(self, results: Sequence[DeliveryResult]) -> list[bool]:
+        """Record how each attempt went, in one database transaction; False where the lease was lost."""
+        if not results:
+            return []
+        now, settled = utcnow(), []
+        with self._write() as conn:
+            for r in results:
+                if r.error is None:
+                    values: dict[str, Any] = {"status": "done"}
+                elif r.retry_at is None:
+                    values = {"status": "dead", "last_error": r.error}
+                else:
+                    values = {"next_attempt_at": r.retry_at, "last_error": r.error}
+                result = conn.execute(_SETTLE_DELIVERY, {"p_id": r.job.id, "p_owner": r.job.lease, "lease_until": None,
+                                                         "lease_owner": None, "updated_at": now, **values})
+                settled.append(result.rowcount == 1)
+        return settled
+
+    def delivery_succeeded(self, job: DeliveryJob) -> bool:
+        """Mark ``job`` done; False if its lease was lost to another process meanwhile."""
+        return self.settle_deliveries([DeliveryResult(job)])[0]
+
+    def delivery_failed(self, job: DeliveryJob, error: str, retry_at: datetime | None) -> bool:
+        """Record a failed attempt; ``retry_at`` None means no attempts are left (dead letter)."""
+        return self.settle_deliveries([DeliveryResult(job, error, retry_at)])[0]
+
+    def delivery_overdue(self, job: DeliveryJob, error: str | None, *, lease: float) -> bool:
+        """Keep ``job`` leased while its attempt runs past the timeout; ``error`` says so, once."""
+        now = utcnow()
+        values: dict[str, Any] = {"lease_until": now + timedelta(seconds=lease), "updated_at": now}
+        if error is not None:
+            values["last_error"] = error
+        with self._write() as conn:
+            result = conn.execute(_SETTLE_DELIVERY, {"p_id": job.id, "p_owner": job.lease, **values})
+        return result.rowcount == 1
+
+    def renew_deliveries(self, jobs: Sequence[DeliveryJob], *, lease: float) -> list[DeliveryJob]:
+        """Extend the leases of claimed jobs not started yet; the ones still held."""
+        if not jobs:
+            return []
+        now, owners = utcnow(), {job.lease for job in jobs}
+        held: set[int] = set()
+        with self._write() as conn:
+            for owner in owners:
+                ids = [job.id for job in jobs if job.lease == owner]
+                conn.execute(update(_d).where(_d.c.id.in_(ids), _d.c.lease_owner == owner).values(
+                    lease_until=now + timedelta(seconds=lease), updated_at=now))
+                held.update(conn.execute(_HELD_DELIVERIES, {"p_ids": ids, "p_owner": owner}).scalars())
+        return [job for job in jobs if job.id in held]
+
+    def release_deliveries(self, jobs: Sequence[DeliveryJob]) -> None:
+        """Give back claimed jobs that were never started: due again at once, the attempt uncounted."""
+        if not jobs:
+            return
+        now = utcnow()
+        with self._write() as conn:
+            for job in jobs:
+                conn.execute(_SETTLE_DELIVERY, {"p_id": job.id, "p_owner": job.lease, "lease_until": None,
+                                                "lease_owner": None, "attempts": job.attempts - 1, "updated_at": now})
+
+    # -- claims ----------------------------------------------------------------------------------
+
+    def _claim(self, table: Any, condition: Any, *, lease: float, limit: int) -> tuple[list[Any], str, dict] | None:
+        """Lease the ``limit`` most overdue pending rows of ``table`` matching ``condition``.
+
+        (rows, lease owner, events by id for deliveries), or None when nothing is due. Whether
+        anything is due is asked in a read transaction first, so an idle queue never takes the
+        write lock (SQLite has one for the whole database).
+        """
+        c = table.c
+        now = utcnow()
+        due = (c.status == "pending", condition, c.next_attempt_at <= now,
+               or_(c.lease_until.is_(None), c.lease_until < now))
+        with self._read() as conn:
+            if conn.execute(select(c.id).where(*due).limit(1)).first() is None:
+                return None
+        owner = uuid.uuid4().hex
+        with self._write() as conn:
+            rows = conn.execute(
+                select(table).where(*due).order_by(c.next_attempt_at, c.id).limit(limit)
+                .with_for_update(skip_locked=True)  # other hosts skip rows being claimed (PostgreSQL)
+            ).all()
+            if not rows:
+                return None
+            conn.execute(update(table).where(c.id.in_([row.id for row in rows])).values(
+                attempts=c.attempts + 1, lease_until=now + timedelta(seconds=lease), lease_owner=owner,
+                updated_at=now))
+            events: dict[str, Event] = {}
+            if table is _d:
+                ids = sorted({row.event_id for row in rows})
+                events = {row.id: event_from_row(row) for row in conn.execute(_EVENTS, {"p_ids": ids})}
+        return rows, owner, events
+
+    def _settle(self, table: Any, job_id: int, lease: str, **values: Any) -> bool:
+        with self._write() as conn:
+            result = conn.execute(update(table).where(table.c.id == job_id, table.c.lease_owner == lease).values(
+                lease_until=None, lease_owner=None, updated_at=utcnow(), **values))
+        return result.rowcount == 1
+
+    # -- deferred verifications ------------------------------------------------------------------
+
+    def defer_verification(self, provider: str, trigger: Trigger, *, inbound_call_id: int | None,
+                           due: datetime) -> None:
+        """Ask for ``trigger`` to be verified again at ``due``; one job per reference at a time."""
+        v, now = schema.verifications, utcnow()
+        with self._write() as conn:
+            self._insert_if_absent(conn, v, dict(
+                provider=provider, reference=trigger.reference, context=trigger.context,
+                inbound_call_id=inbound_call_id, status="pending", attempts=0, next_attempt_at=due,
+                created_at=now, updated_at=now))
+            # A new call revives a job that had given up; a pending one keeps its schedule.
+            conn.execute(update(v).where(
+                v.c.provider == provider, v.c.reference == trigger.reference, v.c.status != "pending",
+            ).values(status="pending", attempts=0, next_attempt_at=due, context=trigger.context, updated_at=now))
+
+    def claim_verification(self, providers: Sequence[str], *, lease: float) -> VerificationJob | None:
+        """Lease the most overdue re-verification for one of ``providers``."""
+        if not providers:
+            return None
+        v = schema.verifications
+        claimed = self._claim(v, v.c.provider.in_(providers), lease=lease, limit=1)
+        if claimed is None:
+            return None
+        [row], owner, _ = claimed
+        return VerificationJob(row.id, owner, row.provider, Trigger(row.reference, row.context),
+                               row.attempts + 1, row.inbound_call_id)
+
+    def verification_done(self, job: VerificationJob) -> None:
+        v = schema.verifications
+        with self._write() as conn:
+            conn.execute(delete(v).where(v.c.id == job.id, v.c.lease_owner == job.lease))
+
+    def verification_failed(self, job: VerificationJob, error: str, retry_at: datetime | None) -> bool:
+        """Record a failed re-check; ``retry_at`` None means give up."""
+        if retry_at is None:
+            return self._settle(schema.verifications, job.id, job.lease, status="gave_up", last_error=error)
+        return self._settle(schema.verifications, job.id, job.lease, next_attempt_at=retry_at, last_error=error)
