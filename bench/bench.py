@@ -260,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker-class", default="sync", choices=["sync", "gthread"], help="gunicorn worker class")
     parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
     parser.add_argument("--max-rps", type=int, default=15_000, help="requests to prepare per second of load")
+    parser.add_argument("--no-handler", action="store_true",
+                        help="run hookhub without a handler, so that no deliveries are made")
     parser.add_argument("--keep", action="store_true", help="keep the run's folder (store, logs, requests)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--profile", type=Path, metavar="DIR",
@@ -313,7 +315,7 @@ def _run(args: argparse.Namespace, work: Path, servers: list[Server]) -> int:
         "HOOKHUB_MONRI_AUTHENTICITY_TOKEN": "bench-monri-authenticity-token",
         "HOOKHUB_MONCASH_CLIENT_ID": "bench-client", "HOOKHUB_MONCASH_CLIENT_SECRET": "bench-secret",
         "HOOKHUB_MONCASH_BASE_URL": f"{fake.url}/Api", "HOOKHUB_MONCASH_GATEWAY_URL": f"{fake.url}/Moncash-middleware",
-        "HOOKHUB_HANDLERS": "bench_handler",
+        "HOOKHUB_HANDLERS": "" if args.no_handler else "bench_handler",
     }
     hookhub = Server("hookhub", "hookhub:create_app()", hookhub_env, gunicorn_args(args), work)
     servers.append(hookhub)
@@ -339,12 +341,14 @@ def _run(args: argparse.Namespace, work: Path, servers: list[Server]) -> int:
     return 0
 
 
-def _check(events: int, answered: int, args: argparse.Namespace) -> str:
+def consistent(events: int, answered: int, args: argparse.Namespace) -> bool:
     """Every distinct request answered must have made its event; the requests still in flight
     when wrk stopped (at most one per connection, warm-up and measurement) may have made one more."""
-    if answered <= events <= answered + 2 * args.connections:
-        return "as it must: the rest were in flight when wrk stopped"
-    return "WRONG"
+    return answered <= events <= answered + 2 * args.connections
+
+
+def _check(events: int, answered: int, args: argparse.Namespace) -> str:
+    return "as it must: the rest were in flight when wrk stopped" if consistent(events, answered, args) else "WRONG"
 
 
 def report(args, info, base: Load, hub: Load, returns: Load, accepted: int, events: int, pending_after_load: int,
@@ -384,11 +388,13 @@ def report(args, info, base: Load, hub: Load, returns: Load, accepted: int, even
         "machine": info, "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "callbacks": {"baseline": dataclasses.asdict(base) | {"rps": base.rps},
                       "hookhub": dataclasses.asdict(hub) | {"rps": hub.rps}, "ratio": ratio,
-                      "accepted": accepted, "monri_events": events, "pending_deliveries_after_load": pending_after_load,
+                      "accepted": accepted, "monri_events": events,
+                      "consistent": consistent(events, accepted, args), "pending_deliveries_after_load": pending_after_load,
                       "drained_seconds": drained},
         "moncash_returns": dataclasses.asdict(returns) | {
             "rps": returns.rps, "verifications": stats["retrievals"], "token_requests": tokens,
-            "token_requests_per_1000": per_thousand, "refused": stats["refused"], "redirected": redirected, "events": return_events},
+            "token_requests_per_1000": per_thousand, "refused": stats["refused"], "redirected": redirected, "events": return_events,
+            "consistent": consistent(return_events, redirected, args)},
         "rss_mb": {"baseline": baseline_rss, "hookhub": hookhub_rss},
         "token_lifetime_seconds": MONCASH_TOKEN_LIFETIME,
     }

@@ -1,9 +1,10 @@
 """Handing events to merchant handlers: each (event, handler) pair on its own, at least once.
 
-Each attempt runs in a thread of its own and is waited for at most ``timeout`` seconds, so one slow
-handler never holds up the others. Python cannot stop a thread, so an attempt that outlives its
-timeout is recorded as overdue and left running, and its process keeps the delivery's lease while
-it runs: nobody starts the same delivery beside it. When it ends, its result is recorded like any
+Each attempt runs in a thread apart from the caller's and is waited for at most ``timeout``
+seconds, so one slow handler never holds up the others. Python cannot stop a thread, so an attempt
+that outlives its timeout is recorded as overdue and left running (its thread serves no other
+attempt), and its process keeps the delivery's lease while it runs: nobody starts the same
+delivery beside it. When it ends, its result is recorded like any
 other (a late success is a success). Only an attempt still running after a whole lease is given up
 on; then the delivery is retried while the stuck thread stays where it is.
 """
@@ -13,10 +14,11 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
+import queue
 import threading
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from . import redact
 from .plugins import Handler
@@ -41,10 +43,37 @@ class HandlerExit(Exception):
 class _Attempt:
     job: DeliveryJob
     started: float
-    thread: threading.Thread | None = None
+    done: threading.Event = dataclasses.field(default_factory=threading.Event)
     error: str | None = None  # the traceback, once the handler has raised
-    finished: bool = False
     renewed: float = 0.0  # when its lease was last extended
+
+    @property
+    def finished(self) -> bool:
+        return self.done.is_set()
+
+
+class _Runner:
+    """A thread that runs handler attempts one after another.
+
+    Starting a thread per attempt costs more than a small handler; one runner serves attempt
+    after attempt until one outlives its timeout, and is then left to finish that one and end.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._loop, name="hookhub-handler", daemon=True)
+        self.thread.start()
+
+    def run(self, attempt: Callable[[], None]) -> None:
+        self._queue.put(attempt)
+
+    def retire(self) -> None:
+        """End the thread once the attempt it is running returns."""
+        self._queue.put(None)
+
+    def _loop(self) -> None:
+        while (attempt := self._queue.get()) is not None:
+            attempt()
 
 
 class Deliverer:
@@ -58,6 +87,7 @@ class Deliverer:
         self.timeout = timeout
         self._overdue: dict[int, _Attempt] = {}  # delivery id -> attempt still running past its timeout
         self._overdue_lock = threading.Lock()
+        self._runner: _Runner | None = None
 
     @property
     def overdue(self) -> int:
@@ -97,10 +127,11 @@ class Deliverer:
     def deliver(self, job: DeliveryJob) -> DeliveryResult | None:
         """Run one attempt; its result, or None when it outlived the timeout (it is then tended)."""
         attempt = self._start(job)
-        assert attempt.thread is not None
-        attempt.thread.join(self.timeout)
-        if attempt.finished:
+        if attempt.done.wait(self.timeout):
             return self._result(attempt)
+        assert self._runner is not None
+        self._runner.retire()  # busy with this attempt for as long as it takes: the next gets a new one
+        self._runner = None
         attempt.renewed = time.monotonic()
         with self._overdue_lock:
             self._overdue[job.id] = attempt
@@ -145,10 +176,11 @@ class Deliverer:
                 # The traceback is the operator's best clue; keep it, minus any configured secret.
                 attempt.error = redact.scrub(traceback.format_exc(), self.secrets)
             finally:
-                attempt.finished = True
+                attempt.done.set()
 
-        attempt.thread = threading.Thread(target=run, name=f"hookhub-handler-{job.handler}", daemon=True)
-        attempt.thread.start()
+        if self._runner is None or not self._runner.thread.is_alive():  # none yet, or lost in a fork
+            self._runner = _Runner()
+        self._runner.run(run)
         return attempt
 
     def _result(self, attempt: _Attempt) -> DeliveryResult:

@@ -20,7 +20,7 @@ log = logging.getLogger("hookhub")
 FORK_WAIT = 10.0  # seconds a fork waits for a round of background work to finish
 # Rounds of work are at least this far apart, so that work arriving meanwhile is claimed and
 # recorded together: under load, one database transaction then serves many jobs.
-GATHER = 0.02
+GATHER = 0.1
 
 
 class Scheduler:

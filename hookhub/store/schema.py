@@ -44,7 +44,7 @@ class JSONText(TypeDecorator):
 
 metadata = MetaData()
 
-# Every inbound call, recorded before anything about it can fail.
+# Every inbound call, recorded with its outcome; one that waits on a provider is recorded first.
 inbound_calls = Table(
     "inbound_calls", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),

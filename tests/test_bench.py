@@ -1,0 +1,34 @@
+"""The benchmark (bench/run) still runs end to end, and what hookhub did under its load is right.
+
+No speed is asserted here: the figures are the benchmark's to report (bench/RESULTS.md).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "bench.py"
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (bench/run installs it)")
+def test_a_short_benchmark_run_is_consistent(tmp_path):
+    figures_file = tmp_path / "figures.json"
+    done = subprocess.run([sys.executable, str(BENCH), "--duration", "1", "--warmup", "1",
+                           "--json", str(figures_file)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    figures = json.loads(figures_file.read_text())
+    callbacks, returns = figures["callbacks"], figures["moncash_returns"]
+    for load in (callbacks["baseline"], callbacks["hookhub"]):
+        assert load["requests"] > 0 and load["other"] == 0 and load["repeats"] == 0
+    assert callbacks["consistent"] and callbacks["monri_events"] >= callbacks["accepted"] > 0
+    assert callbacks["drained_seconds"] is not None  # every delivery was made
+    assert returns["other"] == 0 and returns["status_3xx"] == returns["requests"]
+    assert returns["consistent"] and returns["refused"] == 0
+    assert 1 <= returns["token_requests"] <= figures["settings"]["workers"]  # one per worker, not per call
+    assert all(0 < rss < 500 for rss in figures["rss_mb"]["hookhub"])
