@@ -96,13 +96,20 @@ class Server:
         return sorted(pid for pid in _children(self.process.pid))
 
     def stop(self) -> None:
-        if self.process.poll() is None:
+        """Stop the master and its workers (the whole process group, even if the master is gone)."""
+        try:
             os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        except ProcessLookupError:
+            return
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)  # workers a dead master left behind
+        except ProcessLookupError:
+            pass
+        self.process.wait()
 
 
 def _free_port() -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
+import math
 import queue
 import threading
 import time
@@ -29,6 +30,7 @@ log = logging.getLogger("hookhub")
 
 MAX_OVERDUE = 8  # attempts left running past their timeout before this process stops starting more
 BATCH = 32  # deliveries claimed, and their results recorded, per database transaction
+BATCH_SECONDS = 1.0  # how long one process works on a claimed batch before giving the rest back
 
 
 class HandlerTimeout(Exception):
@@ -97,37 +99,51 @@ class Deliverer:
     def run(self, limit: int = BATCH) -> int:
         """Deliver up to ``limit`` due deliveries, claimed together; how many were attempted.
 
-        The batch's results are recorded together too. Attempts run one after another, so the
-        leases of the jobs still waiting are renewed well before they could run out.
+        The batch's results are recorded together. A batch is worked on for ``BATCH_SECONDS`` at
+        most (and never a third of a lease): whatever is left then, or when an attempt is slow,
+        is given back at once with its attempt uncounted, so other processes take it up and no
+        waiting job's lease can run out. Results are recorded and the rest given back even when
+        the store fails in between.
         """
         self.tend_overdue()
         if len(self._overdue) >= MAX_OVERDUE:
             log.warning("%d handler calls are still running past their timeout; not starting more", MAX_OVERDUE)
             return 0
         waiting = collections.deque(self.store.claim_deliveries(list(self.handlers), lease=self.lease, limit=limit))
+        deadline = time.monotonic() + min(BATCH_SECONDS, self.lease / 3)
         results: list[DeliveryResult] = []
-        attempted, renewed = 0, time.monotonic()
-        while waiting:
-            if len(self._overdue) >= MAX_OVERDUE:
-                self.store.release_deliveries(list(waiting))
-                break
-            if time.monotonic() - renewed > self.lease / 3:
+
+        def give_back_the_rest() -> None:
+            rest = list(waiting)
+            waiting.clear()
+            self.store.release_deliveries(rest)
+
+        attempted = 0
+        try:
+            while waiting and len(self._overdue) < MAX_OVERDUE and time.monotonic() < deadline:
+                attempted += 1
+                result = self.deliver(waiting.popleft(), when_slow=give_back_the_rest, slow_at=deadline)
+                if result is not None:
+                    results.append(result)
+        finally:
+            try:
                 self._record(results)
-                results = []
-                waiting = collections.deque(self.store.renew_deliveries(list(waiting), lease=self.lease))
-                renewed = time.monotonic()
-                continue
-            attempted += 1
-            result = self.deliver(waiting.popleft())
-            if result is not None:
-                results.append(result)
-        self._record(results)
+            finally:
+                give_back_the_rest()
         return attempted
 
-    def deliver(self, job: DeliveryJob) -> DeliveryResult | None:
-        """Run one attempt; its result, or None when it outlived the timeout (it is then tended)."""
+    def deliver(self, job: DeliveryJob, when_slow: Callable[[], None] = lambda: None,
+                slow_at: float = math.inf) -> DeliveryResult | None:
+        """Run one attempt; its result, or None when it outlived the timeout (it is then tended).
+
+        ``when_slow`` is called if the attempt is still running at ``slow_at`` (a monotonic time).
+        """
         attempt = self._start(job)
-        if attempt.done.wait(self.timeout):
+        if not attempt.done.wait(max(0.0, min(slow_at, attempt.started + self.timeout) - time.monotonic())):
+            if time.monotonic() < attempt.started + self.timeout:
+                when_slow()
+                attempt.done.wait(max(0.0, attempt.started + self.timeout - time.monotonic()))
+        if attempt.finished:
             return self._result(attempt)
         assert self._runner is not None
         self._runner.retire()  # busy with this attempt for as long as it takes: the next gets a new one

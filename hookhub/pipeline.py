@@ -33,6 +33,7 @@ _REFERENCE = re.compile(r"^[A-Za-z0-9._:@+/=~-]+$")
 # Background re-checks of a reference the provider does not know or refuses. Few, because anyone can
 # make up a reference, and each re-check is a call to the provider's API.
 UNCONFIRMED_RECHECKS = 3
+FAILURE_RECORD_WAIT = 0.2  # seconds the record of a call refused for a store failure may wait for a lock
 
 
 class Problem(enum.Enum):
@@ -85,6 +86,7 @@ class _Recording:
 
     def __init__(self, call: InboundCall, store: Store):
         self.call = call
+        self.settled = False  # whether its outcome is committed
         self._store = store
 
     def store_now(self) -> InboundCall:
@@ -134,15 +136,19 @@ class Pipeline:
         except StoreUnavailable as exc:
             # A lock held past the timeout, a lost connection: say so on the call if the store
             # still answers, so that the refusal is on record like any other.
-            self._record_failure(recording.call, "store_unavailable", 503, str(exc))
+            self._record_failure(recording, "store_unavailable", 503, str(exc))
             raise
         except Exception as exc:
-            self._record_failure(recording.call, "internal_error", 500, f"{type(exc).__name__} while handling the call")
+            self._record_failure(recording, "internal_error", 500, f"{type(exc).__name__} while handling the call")
             raise
 
-    def _record_failure(self, call: InboundCall, outcome: str, status: int, error: str) -> None:
+    def _record_failure(self, recording: _Recording, outcome: str, status: int, error: str) -> None:
+        if recording.settled:
+            return  # what was decided is on record; the caller's error answer changes nothing there
         try:
-            self.store.finish_call(call, outcome=outcome, status_code=status, error=error)
+            # Briefly: the caller has waited for the store once already.
+            self.store.finish_call(recording.call, outcome=outcome, status_code=status, error=error,
+                                   lock_wait=FAILURE_RECORD_WAIT)
         except StoreUnavailable:
             pass
 
@@ -189,6 +195,8 @@ class Pipeline:
         source = "replay" if call.replay_of is not None else call.route
         handled, call = self._reconcile(provider, fetched, source=source, call=call,
                                         http_status=reply.status if reply else 303, reference=trigger.reference)
+        assert call is not None
+        recording.call, recording.settled = call, True
         if handled.status == "pending":  # not final yet: keep asking until it is
             self._defer(provider, trigger, call)
         return dataclasses.replace(handled, reply=reply)

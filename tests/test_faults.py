@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import time
 
 import psycopg
 import pytest
@@ -10,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import drain, hub_of
+from test_monri_flow import callback_body, get_return, return_query
 from hookhub.states import FINAL_STATUSES, PAYMENT_STATUSES, is_transition
 
 
@@ -55,6 +58,38 @@ def test_a_transaction_locked_past_the_timeout_answers_503_on_postgresql(make_ap
     assert client.post("/hooks/moncash", json={"transactionId": "locked-2"}).status_code == 200
     drain(app)
     assert [e.transaction_id for e in recorder.events] == ["locked-2"]
+
+
+@pytest.mark.databases("postgresql")
+def test_a_store_failure_after_the_outcome_is_committed_records_the_call_once(make_app, recorder, monri, database):
+    """A pending Monri return is reconciled, then its re-check cannot be scheduled (the table is
+    locked past the timeout): the buyer gets 503, and the call stays on record once, as decided."""
+    app = make_app({"HOOKHUB_STORE_TIMEOUT": 0.3}, plugins=[recorder])
+    with psycopg.connect(database) as holder:
+        holder.execute("LOCK TABLE verifications IN ACCESS EXCLUSIVE MODE")
+        response = get_return(app.test_client(), monri, return_query(response_code="pending"))
+        assert response.status_code == 503
+    [call] = hub_of(app).store.list_calls()
+    assert (call["outcome"], call["status_code"]) == ("event", 303) and call["event_id"]
+
+
+def test_a_locked_store_answers_503_within_its_timeout_once(make_app, recorder, monri, tmp_path):
+    """The call's failure is recorded only briefly after the store timed out: the caller waits
+    for the store once (a bound on waiting, not a speed goal)."""
+    database = tmp_path / "locked.sqlite"
+    app = make_app({"HOOKHUB_DATABASE_URL": f"sqlite:///{database}", "HOOKHUB_STORE_TIMEOUT": 1.0},
+                   plugins=[recorder])
+    raw = json.dumps(callback_body(order_number="locked-3")).encode()
+    holder = sqlite3.connect(database, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        response = app.test_client().post("/hooks/monri", data=raw, headers=monri.callback_headers(raw))
+        waited = time.monotonic() - started
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert response.status_code == 503 and 1.0 <= waited < 1.8
 
 
 def test_broken_store_answers_503_on_every_route(make_app, recorder, moncash):

@@ -16,6 +16,9 @@ import pytest
 
 from conftest import SECRET_KEY, Recorder, drain, hub_of, moncash_config
 from hookhub import hookimpl
+from hookhub.delivery import Deliverer
+from hookhub.errors import StoreUnavailable
+from hookhub.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASES = ("sqlite", "postgresql")
@@ -231,33 +234,100 @@ def test_handler_stuck_for_a_whole_lease_is_given_up_and_retried(make_app, monca
         hangs.release.set()
 
 
-def test_a_batch_slower_than_its_lease_keeps_its_waiting_jobs(make_app, moncash, database, tmp_path):
-    """Eight deliveries claimed together take twice the lease to run: the ones still waiting are
-    renewed in time, so a second process polling all along never starts any of them."""
-    class Slow:
-        delivered = []
+class Timed:
+    """A handler that takes ``seconds[i]`` on its i-th call (the last value after that), noting who ran what."""
 
-        @hookimpl
-        def hookhub_handle_event(self, event):
-            time.sleep(0.1)
-            Slow.delivered.append(event.id)
+    def __init__(self, who, seconds, log):
+        self.who, self.seconds, self.log = who, seconds, log
 
-    shared = {"HOOKHUB_DATABASE_URL": database or f"sqlite:///{tmp_path / 'shared.sqlite'}",
-              "HOOKHUB_HANDLER_TIMEOUT": 0.2, "HOOKHUB_LEASE_SECONDS": 0.4}
-    first, second = make_app(shared, plugins=[Slow()]), make_app(shared, plugins=[Slow()])
-    for i in range(8):
-        moncash.add_payment(f"93{i}", f"order-batch-{i}", 25)
-        assert first.test_client().post("/hooks/moncash", json={"transactionId": f"93{i}"}).status_code == 200
+    @hookimpl
+    def hookhub_handle_event(self, event):
+        calls = sum(1 for who, _ in self.log if who == self.who)
+        self.log.append((self.who, event.id))
+        time.sleep(self.seconds[min(calls, len(self.seconds) - 1)])
+
+
+def two_processes(make_app, database, tmp_path, first_seconds, config):
+    log = []
+    shared = {"HOOKHUB_DATABASE_URL": database or f"sqlite:///{tmp_path / 'shared.sqlite'}", **config}
+    first = make_app(shared, plugins=[Timed("first", first_seconds, log)])
+    second = make_app(shared, plugins=[Timed("second", [0.01], log)])
+    return first, second, log
+
+
+def work_beside(first, second, payments, moncash, prefix):
+    """Record ``payments`` paid MonCash callbacks, then run one round of ``first``'s background
+    work; once it has claimed its batch, ``second`` polls for work all along, as another process would."""
+    for i in range(payments):
+        moncash.add_payment(f"{prefix}{i}", f"order-{prefix}-{i}", 25)
+        assert first.test_client().post("/hooks/moncash", json={"transactionId": f"{prefix}{i}"}).status_code == 200
     batch = threading.Thread(target=hub_of(first).run_due_work)
     batch.start()
-    time.sleep(0.05)  # the batch is claimed
+    started = time.monotonic()
+    while not any(d["lease_owner"] for d in hub_of(first).store.list_deliveries()):
+        assert time.monotonic() - started < 10, "the first process never claimed its batch"
+        time.sleep(0.005)
     while batch.is_alive():
         hub_of(second).run_due_work()
-        time.sleep(0.02)
+        time.sleep(0.01)
     batch.join()
-    assert len(Slow.delivered) == 8 and len(set(Slow.delivered)) == 8
+    drain(first)
+    drain(second)
+
+
+def test_a_slow_batch_gives_back_what_it_has_not_started(make_app, moncash, database, tmp_path):
+    """A process that claimed a batch of slow deliveries keeps them only as long as it works on
+    them: another process polling all along delivers the rest, each delivery exactly once."""
+    first, second, log = two_processes(make_app, database, tmp_path, [0.15],
+                                       {"HOOKHUB_HANDLER_TIMEOUT": 1.0, "HOOKHUB_LEASE_SECONDS": 6.0})
+    work_beside(first, second, 12, moncash, "93")
+    assert len(log) == 12 and len({event_id for _, event_id in log}) == 12
+    assert {who for who, _ in log} == {"first", "second"}  # the batch was not kept from the idle process
     deliveries = hub_of(first).store.list_deliveries()
-    assert {(d["status"], d["attempts"]) for d in deliveries} == {("done", 1)}
+    assert {(d["status"], d["attempts"]) for d in deliveries} == {("done", 1)}  # given back uncounted
+
+
+def test_an_overdue_attempt_in_a_batch_is_delivered_once(make_app, moncash, database, tmp_path):
+    """The first attempt of a batch runs past its timeout and then succeeds; the jobs behind it go
+    to the other process, and the late success is recorded: no delivery runs twice."""
+    first, second, log = two_processes(make_app, database, tmp_path, [0.4, 0.05],
+                                       {"HOOKHUB_HANDLER_TIMEOUT": 0.2, "HOOKHUB_LEASE_SECONDS": 0.6})
+    work_beside(first, second, 8, moncash, "94")
+    deadline = time.monotonic() + 10
+    while any(d["status"] != "done" for d in hub_of(first).store.list_deliveries()):
+        assert time.monotonic() < deadline, "the late success was never recorded"
+        hub_of(first).run_due_work()
+        time.sleep(0.05)
+    assert len(log) == 8 and len({event_id for _, event_id in log}) == 8
+    assert {d["attempts"] for d in hub_of(first).store.list_deliveries()} == {1}
+
+
+def test_a_store_failure_mid_batch_keeps_finished_results_and_gives_back_the_rest(make_app, moncash):
+    """The store fails while a batch is half done: what finished is recorded, what never started
+    is due again with its attempt uncounted, and the failure reaches the caller."""
+    log = []
+    app = make_app({"HOOKHUB_HANDLER_TIMEOUT": 0.2}, plugins=[Timed("h", [0.01, 0.6, 0.01], log)])
+    hub = hub_of(app)
+
+    class FailsOnOverdue(Store):
+        def delivery_overdue(self, job, error, *, lease):
+            raise StoreUnavailable("store unavailable: the disk went away")
+
+    failing = FailsOnOverdue(hub.store.engine.url.render_as_string(hide_password=False))
+    try:
+        for i in range(3):
+            moncash.add_payment(f"95{i}", f"order-95-{i}", 25)
+            assert app.test_client().post("/hooks/moncash", json={"transactionId": f"95{i}"}).status_code == 200
+        deliverer = Deliverer(failing, hub.handlers, hub.deliverer.policy, lease=60, timeout=0.2)
+        with pytest.raises(StoreUnavailable):
+            deliverer.run()
+    finally:
+        failing.close()
+    first, second, third = sorted(hub.store.list_deliveries(), key=lambda d: d["id"])
+    assert (first["status"], first["lease_owner"]) == ("done", None)  # recorded despite the failure after it
+    assert second["lease_owner"] is not None and second["attempts"] == 1  # started: its lease runs out
+    assert (third["status"], third["attempts"], third["lease_owner"]) == ("pending", 0, None)  # given back
+    assert len(log) == 2
 
 
 def test_replay_here_waits_for_handler_calls_running_past_their_timeout(make_app, moncash):

@@ -13,6 +13,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from ..errors import ConfigError
 
 WRITE = "hookhub_write"  # execution option: this transaction will write
+LOCK_WAIT = "hookhub_lock_wait"  # execution option: seconds to wait for SQLite's write lock, if not the timeout
 
 # A plain ``postgresql://`` URL means psycopg 3, the driver hookhub installs.
 _DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg"}
@@ -66,8 +67,9 @@ def _sqlite_engine(url: URL, timeout: float) -> Engine:
             connection.exec_driver_sql("BEGIN")
             return
         dbapi_connection = connection.connection.dbapi_connection
+        wait = connection.get_execution_options().get(LOCK_WAIT)
         try:
-            if not _take_write_lock(dbapi_connection, timeout):
+            if not _take_write_lock(dbapi_connection, timeout if wait is None else min(wait, timeout)):
                 # The last try, failing at once, raises the error the store turns into a 503.
                 connection.exec_driver_sql("BEGIN IMMEDIATE")
         finally:

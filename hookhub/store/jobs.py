@@ -57,8 +57,6 @@ class DeliveryResult:
 
 _d = schema.deliveries
 _SETTLE_DELIVERY = update(_d).where(_d.c.id == bindparam("p_id"), _d.c.lease_owner == bindparam("p_owner"))
-_HELD_DELIVERIES = select(_d.c.id).where(_d.c.id.in_(bindparam("p_ids", expanding=True)),
-                                         _d.c.lease_owner == bindparam("p_owner"))
 _EVENTS = select(schema.events).where(schema.events.c.id.in_(bindparam("p_ids", expanding=True)))
 
 
@@ -77,8 +75,8 @@ class Jobs:
     def claim_deliveries(self, handlers: Sequence[str], *, lease: float, limit: int) -> list[DeliveryJob]:
         """Lease up to ``limit`` of the most overdue deliveries for ``handlers``; an attempt counts from here.
 
-        The claimer must renew the leases of jobs it has not started well before they run out
-        (``renew_deliveries``), or give them back (``release_deliveries``).
+        Every job is leased and counted as attempted here; the claimer gives back the ones it does
+        not start (``release_deliveries``) well before their leases run out.
         """
         if not handlers:
             return []
@@ -128,20 +126,6 @@ class Jobs:
         with self._write() as conn:
             result = conn.execute(_SETTLE_DELIVERY, {"p_id": job.id, "p_owner": job.lease, **values})
         return result.rowcount == 1
-
-    def renew_deliveries(self, jobs: Sequence[DeliveryJob], *, lease: float) -> list[DeliveryJob]:
-        """Extend the leases of claimed jobs not started yet; the ones still held."""
-        if not jobs:
-            return []
-        now, owners = utcnow(), {job.lease for job in jobs}
-        held: set[int] = set()
-        with self._write() as conn:
-            for owner in owners:
-                ids = [job.id for job in jobs if job.lease == owner]
-                conn.execute(update(_d).where(_d.c.id.in_(ids), _d.c.lease_owner == owner).values(
-                    lease_until=now + timedelta(seconds=lease), updated_at=now))
-                held.update(conn.execute(_HELD_DELIVERIES, {"p_ids": ids, "p_owner": owner}).scalars())
-        return [job for job in jobs if job.id in held]
 
     def release_deliveries(self, jobs: Sequence[DeliveryJob]) -> None:
         """Give back claimed jobs that were never started: due again at once, the attempt uncounted."""

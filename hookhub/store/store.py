@@ -1,7 +1,7 @@
 """The store: inbound calls, transactions, events, deliveries and deferred verifications.
 
-Every public method is one database transaction. Database failures surface as ``StoreUnavailable``
-so callers can answer 503 and let the provider retry. The store knows nothing of Flask or of
+Every public method is one database transaction (a claim may first look with a read one). Database
+failures surface as ``StoreUnavailable`` so callers can answer 503 and let the provider retry. The store knows nothing of Flask or of
 providers' protocols; the flow that decides what to write lives in ``hookhub.pipeline``.
 """
 
@@ -25,7 +25,7 @@ from ..errors import StoreUnavailable
 from ..events import Event
 from ..states import TransactionState
 from . import schema
-from .engine import WRITE, make_engine
+from .engine import LOCK_WAIT, WRITE, make_engine
 from .jobs import Jobs, utcnow
 from .listing import Listing, event_from_row
 
@@ -192,11 +192,11 @@ class Store(Listing, Jobs):
         return ProviderMemo(self, provider)
 
     @contextmanager
-    def _connection(self, write: bool) -> Iterator[Connection]:
+    def _connection(self, write: bool, lock_wait: float | None = None) -> Iterator[Connection]:
         try:
             with self.engine.connect() as conn:
                 if write:
-                    conn = conn.execution_options(**{WRITE: True})
+                    conn = conn.execution_options(**{WRITE: True, LOCK_WAIT: lock_wait})
                 with conn.begin():
                     yield conn
         except (sa_exc.IntegrityError, sa_exc.ProgrammingError):
@@ -228,9 +228,12 @@ class Store(Listing, Jobs):
         with self._write() as conn:
             return conn.execute(_INSERT_CALL, {**_call_row(call), "outcome": "received"}).inserted_primary_key[0]
 
-    def finish_call(self, call: InboundCall, **outcome: Any) -> int:
-        """Record ``call``'s outcome (inserting the call if ``call.id`` is None); its id."""
-        with self._write() as conn:
+    def finish_call(self, call: InboundCall, *, lock_wait: float | None = None, **outcome: Any) -> int:
+        """Record ``call``'s outcome (inserting the call if ``call.id`` is None); its id.
+
+        ``lock_wait`` shortens how long this may wait for SQLite's write lock (default: the timeout).
+        """
+        with self._connection(write=True, lock_wait=lock_wait) as conn:
             return _save_call(conn, call, **outcome)
 
     def get_call(self, call_id: int) -> dict[str, Any] | None:
