@@ -4,9 +4,9 @@ Each attempt runs in a thread apart from the caller's and is waited for at most 
 seconds, so one slow handler never holds up the others. Python cannot stop a thread, so an attempt
 that outlives its timeout is recorded as overdue and left running (its thread serves no other
 attempt), and its process keeps the delivery's lease while it runs: nobody starts the same
-delivery beside it. When it ends, its result is recorded like any
-other (a late success is a success). Only an attempt still running after a whole lease is given up
-on; then the delivery is retried while the stuck thread stays where it is.
+delivery beside it. When it ends, its result is recorded like any other (a late success is a
+success). Only an attempt still running after a whole lease is given up on; then the delivery is
+retried while the stuck thread stays where it is.
 """
 
 from __future__ import annotations
