@@ -24,13 +24,15 @@ from .jsonutil import dumps as json_dumps
 from .jsonutil import loads as json_loads
 from .money import to_major_units, to_minor_units
 from .providers import Memo, Provider, Setting
+from .sandbox import PAYMENT_STATUSES, Sandbox, SandboxServer, SimulatedPayment, SimulatedRequest
 from .states import TransactionState
 from .tokens import read as _read_token
 
 __all__ = [
     "ApiClient", "ApiResponse", "ConfigError", "EVENT_TYPES", "Event", "HookhubError", "InboundCall",
-    "InvalidRequest", "InvalidResultToken", "InvalidSignature", "Memo", "Provider", "ProviderAPIError",
-    "ProviderAuthError", "ProviderError", "ProviderNotFound", "ProviderUnavailable", "Reply", "Setting",
+    "InvalidRequest", "InvalidResultToken", "InvalidSignature", "Memo", "PAYMENT_STATUSES", "Provider",
+    "ProviderAPIError", "ProviderAuthError", "ProviderError", "ProviderNotFound", "ProviderUnavailable",
+    "Reply", "Sandbox", "SandboxServer", "Setting", "SimulatedPayment", "SimulatedRequest",
     "StoreUnavailable", "TransactionState", "Trigger", "ValidationError", "basic_auth", "client",
     "create_app", "errors", "hookimpl", "hookspec", "json_dumps", "json_loads", "read_result",
     "to_major_units", "to_minor_units",

@@ -39,6 +39,9 @@ DEFAULTS: dict[str, Any] = {
     "HOOKHUB_RETRY_MAX_SECONDS": 900.0,
     "HOOKHUB_SCHEDULER": True,
     "HOOKHUB_SCHEDULER_INTERVAL": 1.0,
+    "HOOKHUB_LOG_FORMAT": "text",  # or "json": one JSON object per line
+    "HOOKHUB_LOG_LEVEL": "INFO",
+    "HOOKHUB_METRICS_TOKEN": None,  # None: /metrics is open; else it wants "Authorization: Bearer <token>"
 }
 
 _TYPES: dict[str, type] = {

@@ -14,6 +14,7 @@ import pluggy
 if TYPE_CHECKING:
     from .events import Event
     from .providers import Provider
+    from .sandbox import Sandbox
 
 hookspec = pluggy.HookspecMarker("hookhub")
 hookimpl = pluggy.HookimplMarker("hookhub")
@@ -25,6 +26,17 @@ def hookhub_register_providers(register: Callable[[type[Provider]], None]) -> No
 
     Called once per app while it starts, before any request. Register the class, not an instance:
     hookhub reads its ``settings``, decides whether it is configured, and instantiates it.
+    """
+
+
+@hookspec
+def hookhub_register_sandboxes(register: Callable[[type[Sandbox]], None]) -> None:
+    """Register local fakes of provider APIs: call ``register(SandboxSubclass)`` once for each.
+
+    Called by ``hookhub sandbox``, ``hookhub simulate`` and the ``hookhub.testing`` fixtures, never
+    while serving. Register the class; hookhub instantiates it and serves it under ``/<name>``.
+    A provider plugin that brings a sandbox lets merchants try it, and test their handlers against
+    it, with no credentials and no network.
     """
 
 

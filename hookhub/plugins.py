@@ -18,6 +18,7 @@ import pluggy
 from . import hookspecs
 from .errors import ConfigError
 from .events import Event
+from .sandbox import Sandbox
 
 PROJECT = "hookhub"
 
@@ -99,6 +100,14 @@ class Hooks:
         self.pm.hook.hookhub_register_providers(register=registered.append)
         return registered
 
+    def register_sandboxes(self) -> list[type[Sandbox]]:
+        registered: list[type] = []
+        self.pm.hook.hookhub_register_sandboxes(register=registered.append)
+        for cls in registered:
+            if not (isinstance(cls, type) and issubclass(cls, Sandbox)):
+                raise ConfigError(f"hookhub_register_sandboxes: register() takes Sandbox subclasses, not {cls!r}")
+        return registered
+
     def handlers(self) -> dict[str, Handler]:
         """Every ``hookhub_handle_event`` implementation by its plugin's name, in call order."""
         return {
@@ -122,3 +131,8 @@ class Hooks:
 
     def return_response(self, event: Event | None, request: Any) -> Any:
         return self.pm.hook.hookhub_return_response(event=event, request=request)
+
+
+def load_sandboxes(config: dict[str, Any] | None = None) -> list[Sandbox]:
+    """An instance of every sandbox the installed plugins register (not yet served)."""
+    return [cls() for cls in Hooks(load(config or {})).register_sandboxes()]

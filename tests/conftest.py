@@ -9,9 +9,6 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from fakes.moncash import FakeMonCash
-from fakes.monext import FakeMonext
-from fakes.monri import FakeMonri
 from hookhub import create_app, hookimpl
 
 SECRET_KEY = "test-secret-key-for-result-tokens"
@@ -51,54 +48,48 @@ def drain(app, rounds: int = 50) -> None:
         time.sleep(0.01)
 
 
-def fake_provider(name: str, make):
-    """Two fixtures for one fake provider API: ``<name>_server``, served once per test session, and
-    ``<name>``, the same server with its state reset for each test."""
-
-    @pytest.fixture(scope="session", name=f"{name}_server")
-    def server():
-        fake = make()
-        yield fake
-        fake.close()
-
-    @pytest.fixture(name=name)
-    def fresh(request):
-        fake = request.getfixturevalue(f"{name}_server")
-        fake.reset()
-        return fake
-
-    return server, fresh
+@pytest.fixture(scope="session")
+def moncash_server(hookhub_sandbox_server):
+    """A provider's sandbox as the whole session shares it (``hookhub.testing`` serves them)."""
+    return hookhub_sandbox_server["moncash"]
 
 
-moncash_server, moncash = fake_provider("moncash", FakeMonCash)
-monri_server, monri = fake_provider("monri", FakeMonri)
-monext_server, monext = fake_provider("monext", FakeMonext)
+@pytest.fixture(scope="session")
+def monri_server(hookhub_sandbox_server):
+    return hookhub_sandbox_server["monri"]
 
 
-def monri_config(fake: FakeMonri) -> dict:
-    return {
-        "HOOKHUB_MONRI_MERCHANT_KEY": fake.merchant_key,
-        "HOOKHUB_MONRI_AUTHENTICITY_TOKEN": fake.authenticity_token,
-        "HOOKHUB_MONRI_BASE_URL": fake.base_url,
-        "HOOKHUB_PUBLIC_URL": PUBLIC_URL,
-    }
+@pytest.fixture(scope="session")
+def monext_server(hookhub_sandbox_server):
+    return hookhub_sandbox_server["monext"]
 
 
-def moncash_config(fake: FakeMonCash) -> dict:
-    return {
-        "HOOKHUB_MONCASH_CLIENT_ID": fake.client_id,
-        "HOOKHUB_MONCASH_CLIENT_SECRET": fake.client_secret,
-        "HOOKHUB_MONCASH_BASE_URL": fake.base_url,
-        "HOOKHUB_MONCASH_GATEWAY_URL": fake.gateway_url,
-    }
+@pytest.fixture
+def moncash(hookhub_sandbox):
+    """MonCash's sandbox, its state forgotten before this test."""
+    return hookhub_sandbox["moncash"]
 
 
-def monext_config(fake: FakeMonext) -> dict:
-    return {
-        "HOOKHUB_MONEXT_MERCHANT_ID": fake.merchant_id,
-        "HOOKHUB_MONEXT_ACCESS_KEY": fake.access_key,
-        "HOOKHUB_MONEXT_BASE_URL": fake.base_url,
-    }
+@pytest.fixture
+def monri(hookhub_sandbox):
+    return hookhub_sandbox["monri"]
+
+
+@pytest.fixture
+def monext(hookhub_sandbox):
+    return hookhub_sandbox["monext"]
+
+
+def monri_config(sandbox) -> dict:
+    return {**sandbox.settings(), "HOOKHUB_PUBLIC_URL": PUBLIC_URL}
+
+
+def moncash_config(sandbox) -> dict:
+    return sandbox.settings()
+
+
+def monext_config(sandbox) -> dict:
+    return sandbox.settings()
 
 
 # The PostgreSQL server the tests may use; each test run creates its own database on it.

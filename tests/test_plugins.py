@@ -164,17 +164,29 @@ def test_healthz_and_callbacks_answer_503_when_the_store_is_gone(app, client):
 def test_every_hook_is_specified_typed_and_documented():
     specs = [f for name, f in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("hookhub_")]
     assert {f.__name__ for f in specs} == {
-        "hookhub_register_providers", "hookhub_handle_event", "hookhub_expected_payment", "hookhub_return_response"}
+        "hookhub_register_providers", "hookhub_register_sandboxes", "hookhub_handle_event",
+        "hookhub_expected_payment", "hookhub_return_response"}
     for spec in specs:
         assert spec.__doc__ and "Called" in spec.__doc__, f"{spec.__name__} must say how it is called"
         assert "return" in spec.__annotations__
 
 
-def test_every_hook_has_a_section_in_the_plugin_docs():
+def test_every_hook_has_a_section_in_the_plugin_docs_naming_its_arguments():
     docs = (Path(__file__).resolve().parent.parent / "docs" / "plugin_hooks.md").read_text()
-    headings = {line[3:].split("(")[0] for line in docs.splitlines() if line.startswith("## ")}
-    specs = {name for name, _ in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("hookhub_")}
-    assert headings == specs
+    sections = {}
+    for part in docs.split("\n## ")[1:]:
+        heading, _, body = part.partition("\n")
+        sections[heading.split("(")[0]] = (heading, body)
+    specs = dict(f for f in inspect.getmembers(hookspecs, inspect.isfunction) if f[0].startswith("hookhub_"))
+    assert set(sections) == set(specs)
+    for name, spec in specs.items():
+        heading, body = sections[name]
+        arguments = list(inspect.signature(spec).parameters)
+        assert heading == f"{name}({', '.join(arguments)})", "the heading shows the hook's signature"
+        for argument in arguments:
+            assert f"`{argument}`" in body, f"{name}: the section must say what `{argument}` is"
+        assert "Called" in body, f"{name}: the section must say when hookhub calls it"
+        assert "```python" in body, f"{name}: the section must show an implementation"
 
 
 def test_provider_contract_is_documented_for_implementers():

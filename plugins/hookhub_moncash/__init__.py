@@ -13,3 +13,10 @@ __all__ = ["MonCash", "MonCashClient"]
 @hookimpl
 def hookhub_register_providers(register):
     register(MonCash)
+
+
+@hookimpl
+def hookhub_register_sandboxes(register):
+    from .sandbox import MonCashSandbox  # only the sandbox and the tests need the fake
+
+    register(MonCashSandbox)

@@ -13,3 +13,10 @@ __all__ = ["Monext", "MonextClient", "Page"]
 @hookimpl
 def hookhub_register_providers(register):
     register(Monext)
+
+
+@hookimpl
+def hookhub_register_sandboxes(register):
+    from .sandbox import MonextSandbox  # only the sandbox and the tests need the fake
+
+    register(MonextSandbox)

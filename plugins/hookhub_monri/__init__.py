@@ -13,3 +13,10 @@ __all__ = ["Monri", "MonriClient"]
 @hookimpl
 def hookhub_register_providers(register):
     register(Monri)
+
+
+@hookimpl
+def hookhub_register_sandboxes(register):
+    from .sandbox import MonriSandbox  # only the sandbox and the tests need the fake
+
+    register(MonriSandbox)

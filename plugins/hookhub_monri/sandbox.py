@@ -1,4 +1,4 @@
-"""A fake of Monri's Payment Method and Customers APIs, following Monri's published documents.
+"""Monri's sandbox: a fake of Monri's Payment Method and Customers APIs, following Monri's documents.
 
 Every request must carry ``Content-Type`` and ``Accept: application/json`` and a valid
 ``Authorization: WP3-v2.1 <authenticity_token> <timestamp> <digest>``; the fake recomputes
@@ -6,7 +6,8 @@ Every request must carry ``Content-Type`` and ``Accept: application/json`` and a
 query string and the raw body, and answers 401 otherwise. Answers carry Monri's ``status`` field:
 approved, invalid-request (4xx, with ``message``) or error (500).
 
-The fake also signs what Monri sends to merchants (callbacks, webhooks, success URLs), for the tests.
+As Monri and the buyer, the sandbox signs what Monri sends merchants: callbacks (``WP3-callback``
+over the body) and success URLs (a digest over the URL hookhub's public address gives).
 """
 
 from __future__ import annotations
@@ -15,24 +16,30 @@ import hashlib
 import hmac
 import json
 import secrets
-import threading
 import uuid
 from datetime import datetime, timezone
+from urllib.parse import urlencode
 
 from flask import Flask, Response, request
 
-from . import Served
+from hookhub import Sandbox, SimulatedPayment, SimulatedRequest
+
+# The callback's status and response_code for a sandbox payment in each state.
+RESULT_FOR = {"approved": ("approved", "0000"), "declined": ("declined", "1005"), "pending": ("pending", "pending")}
 
 
-class FakeMonri:
-    def __init__(self, merchant_key: str = "fake-monri-merchant-key-0123456789",
-                 authenticity_token: str = "7db11ea5d4a1af32421b564c79b946d1ead3daf0"):
-        self.merchant_key = merchant_key
-        self.authenticity_token = authenticity_token
-        self.lock = threading.Lock()
-        self.reset()
-        self.served = Served(self._app())
-        self.base_url = self.served.url
+class MonriSandbox(Sandbox):
+    name = "monri"
+    merchant_key = "sandbox-monri-merchant-key-0123456789"
+    authenticity_token = "5a1d8b0c3e7f49a2b6c4d8e0f1a3b5c7d9e2f4a6"
+
+    @property
+    def base_url(self) -> str:
+        return self.url
+
+    def settings(self) -> dict[str, str]:
+        return {"HOOKHUB_MONRI_MERCHANT_KEY": self.merchant_key,
+                "HOOKHUB_MONRI_AUTHENTICITY_TOKEN": self.authenticity_token, "HOOKHUB_MONRI_BASE_URL": self.base_url}
 
     def reset(self) -> None:
         with self.lock:
@@ -42,9 +49,6 @@ class FakeMonri:
             self.requests: list[tuple[str, str]] = []
             self.refused_auth = 0
             self.fail_next = False
-
-    def close(self) -> None:
-        self.served.close()
 
     # -- what Monri sends to merchants -------------------------------------------------------------
 
@@ -56,6 +60,45 @@ class FakeMonri:
         url = f"{public_url}/return/monri?{query}"
         digest = hashlib.sha512((self.merchant_key + url).encode()).hexdigest()
         return f"{url}&digest={digest}"
+
+    def make_payment(self, *, order_id: str, amount: int, currency: str, status: str) -> SimulatedPayment:
+        transaction_id = str(secrets.randbelow(9 * 10**8) + 10**8)
+        with self.lock:
+            if any(p["order_number"] == order_id for p in self.payments.values()):
+                raise ValueError(f"order number {order_id} has already been taken")
+            payment_id = secrets.token_hex(20)
+            self.payments[payment_id] = {
+                "id": payment_id, "client_secret": secrets.token_hex(20), "amount": amount, "currency": currency,
+                "order_number": order_id, "transaction_type": "purchase",
+                "payment_status": "payment_method_required", "result": None,
+            }
+            if status != "pending":  # a pending payment has no result yet
+                payment = self.complete(payment_id, *RESULT_FOR[status])
+                payment["result"]["id"] = int(transaction_id)
+        return SimulatedPayment(self.name, order_id, amount, currency, status, transaction_id,
+                                {"payment_id": payment_id})
+
+    def callback(self, payment: SimulatedPayment) -> SimulatedRequest:
+        if payment.status == "pending":
+            raise ValueError("Monri calls back about finished transactions only; a pending payment has a return")
+        status, response_code = RESULT_FOR[payment.status]
+        body = json.dumps({
+            "id": int(payment.transaction_id), "acquirer": "sandbox", "order_number": payment.order_id,
+            "order_info": "hookhub sandbox", "amount": payment.amount, "currency": payment.currency,
+            "status": status, "response_code": response_code, "approval_code": "629762",
+            "transaction_type": "purchase", "masked_pan": "434179-xxx-xxx-0044",
+            "created_at": datetime.now(timezone.utc).isoformat(),
+        }, separators=(",", ":")).encode()
+        return SimulatedRequest("POST", "/hooks/monri", headers=self.callback_headers(body), body=body)
+
+    def buyer_return(self, payment: SimulatedPayment, *, public_url: str) -> SimulatedRequest:
+        query = urlencode({
+            "acquirer": "sandbox", "amount": str(payment.amount), "approval_code": "629762", "cc_type": "visa",
+            "currency": payment.currency, "language": "en", "masked_pan": "434179-xxx-xxx-0044",
+            "order_number": payment.order_id, "response_code": RESULT_FOR[payment.status][1],
+        })
+        signed = self.signed_return_url(public_url.rstrip("/"), query)
+        return SimulatedRequest("GET", "/return/monri", signed.split("?", 1)[1])
 
     def complete(self, payment_id: str, status: str = "approved", response_code: str = "0000") -> dict:
         """The buyer paid (or failed to): the payment gets a result, as Monri records it."""
@@ -74,8 +117,8 @@ class FakeMonri:
 
     # -- the API -----------------------------------------------------------------------------------
 
-    def _app(self) -> Flask:
-        app = Flask("fake_monri")
+    def api_app(self) -> Flask:
+        app = Flask("monri_sandbox")
         fake = self
 
         def answer(code: int, /, **body) -> Response:

@@ -1,23 +1,32 @@
-"""A fake of the MonCash REST API, following the published API document.
+"""MonCash's sandbox: a fake of the MonCash REST API, following the published API document.
 
 Paths live under ``/Api`` as on MonCash's hosts. ``/oauth/token`` checks HTTP Basic credentials and
 issues 59-second bearer tokens; every ``/v1`` route checks the bearer token. Answers have MonCash's
 shapes: ``path``, the payload, ``timestamp`` and ``status``, and errors carry ``error`` and
 ``message``. Money is written as exact JSON number literals, never through a float.
+
+As the buyer and MonCash, the sandbox sends hookhub a return (``?transactionId=``) and an alert
+naming the transaction; neither is signed, so hookhub fetches the payment from the fake.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import threading
+import secrets
 import time
 import uuid
 from decimal import Decimal
+from urllib.parse import urlencode
 
 from flask import Flask, Response, request
 
-from . import Served
+from hookhub import Sandbox, SimulatedPayment, SimulatedRequest, to_major_units
+
+from .client import CURRENCY
+
+# What RetrieveTransactionPayment's ``payment.message`` says of a sandbox payment in each state.
+MESSAGES = {"approved": "successful", "declined": "failed", "pending": "pending"}
 
 
 def _dumps(value) -> str:
@@ -37,15 +46,24 @@ def _dumps(value) -> str:
     return text
 
 
-class FakeMonCash:
-    def __init__(self, client_id: str = "fake-client-id", client_secret: str = "fake-client-secret-0123456789"):
-        self.client_id = client_id
-        self.client_secret = client_secret
-        self.lock = threading.Lock()
-        self.reset()
-        self.served = Served(self._app())
-        self.base_url = f"{self.served.url}/Api"
-        self.gateway_url = f"{self.served.url}/Moncash-middleware"
+class MonCashSandbox(Sandbox):
+    name = "moncash"
+    currency = "HTG"
+    plays = "return"  # the buyer coming back paid: MonCash's usual first sign of a payment
+    client_id = "sandbox-client-id"
+    client_secret = "sandbox-client-secret-0123456789"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/Api"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"{self.url}/Moncash-middleware"
+
+    def settings(self) -> dict[str, str]:
+        return {"HOOKHUB_MONCASH_CLIENT_ID": self.client_id, "HOOKHUB_MONCASH_CLIENT_SECRET": self.client_secret,
+                "HOOKHUB_MONCASH_BASE_URL": self.base_url, "HOOKHUB_MONCASH_GATEWAY_URL": self.gateway_url}
 
     def reset(self) -> None:
         with self.lock:
@@ -62,8 +80,21 @@ class FakeMonCash:
             self.delay = 0.0  # seconds to wait before answering
             self.requests: list[tuple[str, str]] = []
 
-    def close(self) -> None:
-        self.served.close()
+    # -- playing the buyer and MonCash -------------------------------------------------------------
+
+    def make_payment(self, *, order_id: str, amount: int, currency: str, status: str) -> SimulatedPayment:
+        if currency != CURRENCY:
+            raise ValueError(f"MonCash takes {CURRENCY} only")
+        transaction_id = str(secrets.randbelow(9 * 10**9) + 10**9)
+        self.add_payment(transaction_id, order_id, to_major_units(amount, CURRENCY), message=MESSAGES[status])
+        return SimulatedPayment(self.name, order_id, amount, CURRENCY, status, transaction_id)
+
+    def callback(self, payment: SimulatedPayment) -> SimulatedRequest:
+        body = json.dumps({"transactionId": payment.transaction_id}).encode()
+        return SimulatedRequest("POST", "/hooks/moncash", headers={"Content-Type": "application/json"}, body=body)
+
+    def buyer_return(self, payment: SimulatedPayment, *, public_url: str) -> SimulatedRequest:
+        return SimulatedRequest("GET", "/return/moncash", urlencode({"transactionId": payment.transaction_id}))
 
     # -- test controls ---------------------------------------------------------------------------
 
@@ -84,8 +115,8 @@ class FakeMonCash:
 
     # -- the API ---------------------------------------------------------------------------------
 
-    def _app(self) -> Flask:
-        app = Flask("fake_moncash")
+    def api_app(self) -> Flask:
+        app = Flask("moncash_sandbox")
         fake = self
 
         def answer(path: str, status: int, **payload) -> Response:

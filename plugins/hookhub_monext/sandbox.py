@@ -1,4 +1,4 @@
-"""A fake of Monext's Checkout and Payout REST APIs, following Monext's published OpenAPI documents.
+"""Monext's sandbox: a fake of Monext's Checkout and Payout REST APIs, following its OpenAPI documents.
 
 Every request must carry ``Authorization: Basic base64(merchant_id:access_key)``. Wrong credentials
 get 401 with a ``result`` whose title is ``Unauthorized``, or, with ``unauthorized_as_200`` set, the
@@ -9,6 +9,9 @@ same body with status 200, as Monext sometimes answers. Answers have the documen
 The OpenAPI documents name no collection route; the seed's pagination (``size``/``page``/``sort``
 in, ``count``/``startIndex``/``endIndex``/``recordTotal`` out) is served on the collection that
 the documents' ``POST .../paymentinstruments`` implies: ``GET .../paymentinstruments``.
+
+As Monext and the buyer, the sandbox sends hookhub a notification (``?token=<sessionId>``) and a
+return (``?paylinetoken=<sessionId>``); neither is signed, so hookhub fetches the session.
 """
 
 from __future__ import annotations
@@ -17,13 +20,13 @@ import base64
 import hmac
 import json
 import secrets
-import threading
 import time
 from datetime import datetime, timezone
+from urllib.parse import urlencode
 
 from flask import Flask, Response, request
 
-from . import Served
+from hookhub import Sandbox, SimulatedPayment, SimulatedRequest
 
 # result for each title, with a return code of that family (Monext's "Return codes" page).
 RESULTS = {
@@ -46,14 +49,22 @@ def now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-class FakeMonext:
-    def __init__(self, merchant_id: str = "1234567890123", access_key: str = "fake-monext-access-key-9876543210"):
-        self.merchant_id = merchant_id
-        self.access_key = access_key
-        self.lock = threading.Lock()
-        self.reset()
-        self.served = Served(self._app())
-        self.base_url = self.served.url
+# The session's result title for a sandbox payment in each state.
+TITLE_FOR = {"approved": "ACCEPTED", "declined": "REFUSED", "pending": "ONHOLD_PARTNER"}
+
+
+class MonextSandbox(Sandbox):
+    name = "monext"
+    merchant_id = "1234567890123"
+    access_key = "sandbox-monext-access-key-9876543210"
+
+    @property
+    def base_url(self) -> str:
+        return self.url
+
+    def settings(self) -> dict[str, str]:
+        return {"HOOKHUB_MONEXT_MERCHANT_ID": self.merchant_id, "HOOKHUB_MONEXT_ACCESS_KEY": self.access_key,
+                "HOOKHUB_MONEXT_BASE_URL": self.base_url}
 
     def reset(self) -> None:
         with self.lock:
@@ -71,11 +82,24 @@ class FakeMonext:
             self.outage = False
             self.delay = 0.0
 
-    def close(self) -> None:
-        self.served.close()
-
     def session_fetches(self, session_id: str) -> int:
         return self.requests.count(("GET", f"/v1/checkout/payments/sessions/{session_id}"))
+
+    # -- playing the buyer and Monext --------------------------------------------------------------
+
+    def make_payment(self, *, order_id: str, amount: int, currency: str, status: str) -> SimulatedPayment:
+        session_id = self.open_session(order_id, amount, currency)
+        transaction_id = self.settle(session_id, TITLE_FOR[status])
+        assert transaction_id is not None
+        return SimulatedPayment(self.name, order_id, amount, currency, status, transaction_id,
+                                {"session_id": session_id})
+
+    def callback(self, payment: SimulatedPayment) -> SimulatedRequest:
+        query = urlencode({"token": payment.details["session_id"], "notificationType": "WEBTRS"})
+        return SimulatedRequest("GET", "/hooks/monext", query)
+
+    def buyer_return(self, payment: SimulatedPayment, *, public_url: str) -> SimulatedRequest:
+        return SimulatedRequest("GET", "/return/monext", urlencode({"paylinetoken": payment.details["session_id"]}))
 
     # -- what happens on Monext's side -------------------------------------------------------------
 
@@ -115,8 +139,8 @@ class FakeMonext:
 
     # -- the API -----------------------------------------------------------------------------------
 
-    def _app(self) -> Flask:  # noqa: C901 - one route table, read top to bottom
-        app = Flask("fake_monext")
+    def api_app(self) -> Flask:  # noqa: C901 - one route table, read top to bottom
+        app = Flask("monext_sandbox")
         fake = self
 
         def answer(code: int, body: dict) -> Response:
@@ -147,8 +171,9 @@ class FakeMonext:
         @app.before_request
         def _authenticate():
             with fake.lock:
-                # The request target as sent, percent-encoding untouched.
-                fake.requests.append((request.method, request.environ.get("RAW_URI") or request.full_path.rstrip("?")))
+                # The request target as sent, percent-encoding untouched, below where the sandbox is mounted.
+                target = request.environ.get("RAW_URI") or request.full_path.rstrip("?")
+                fake.requests.append((request.method, target.removeprefix(request.script_root)))
                 if request.method in ("POST", "PUT") and request.get_data():
                     fake.bodies.append(body_json())
             if fake.delay:
