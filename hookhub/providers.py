@@ -144,6 +144,15 @@ class Provider(abc.ABC):
         minor units.
         """
 
+    def ping(self) -> str | None:
+        """Make one cheap, authenticated call to the provider's API; called by ``hookhub check``.
+
+        Return a few words on what answered; raise ``ProviderError`` when the API cannot be reached
+        or refuses the credentials. The default returns None: the plugin does not say how to reach
+        its API, and ``hookhub check`` reports the provider as not checked.
+        """
+        return None
+
     def acknowledge(self, call: InboundCall) -> Reply:
         """The answer the provider expects once its callback is durably recorded.
 

@@ -15,12 +15,36 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 @dataclasses.dataclass(frozen=True)
 class ProviderStatus:
-    """A registered provider and whether it is configured (``missing`` lists unset variables)."""
+    """A registered provider and how far it is configured.
+
+    ``missing`` lists the unset required variables; ``given`` the setting names that are set.
+    """
 
     name: str
     cls: type[Provider]
-    enabled: bool
     missing: tuple[str, ...]
+    given: tuple[str, ...] = ()
+
+    @property
+    def enabled(self) -> bool:
+        return not self.missing
+
+    @property
+    def state(self) -> str:
+        """``enabled``, ``off`` (none of its settings) or ``half configured`` (a startup error)."""
+        return "enabled" if self.enabled else "half configured" if self.given else "off"
+
+
+def provider_status(cls: type[Provider], config: Mapping[str, Any]) -> ProviderStatus:
+    """What ``config`` sets of ``cls``'s settings; raises ``ConfigError`` only for an unusable class."""
+    if not (isinstance(cls, type) and issubclass(cls, Provider)):
+        raise ConfigError(f"register() takes Provider subclasses, not {cls!r}")
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ConfigError(f"{cls.__qualname__}.name must be lower-case letters, digits and _, not {name!r}")
+    given = tuple(s.name for s in cls.settings if config.get(s.variable(name)) not in (None, ""))
+    missing = tuple(s.variable(name) for s in cls.settings if s.required and s.name not in given)
+    return ProviderStatus(name, cls, missing, given)
 
 
 class Registry:
@@ -34,25 +58,18 @@ class Registry:
             self._add(cls, config, memo_for)
 
     def _add(self, cls: type[Provider], config: Mapping[str, Any], memo_for: Callable[[str], Memo] | None) -> None:
-        if not (isinstance(cls, type) and issubclass(cls, Provider)):
-            raise ConfigError(f"register() takes Provider subclasses, not {cls!r}")
-        name = getattr(cls, "name", None)
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise ConfigError(f"{cls.__qualname__}.name must be lower-case letters, digits and _, not {name!r}")
+        status = provider_status(cls, config)
+        name = status.name
         if name in self.statuses:
             other = self.statuses[name].cls
             raise ConfigError(f"provider {name!r} is registered twice ({other.__module__} and {cls.__module__})")
-        given = {s.name: config.get(s.variable(name)) for s in cls.settings}
-        given = {k: v for k, v in given.items() if v not in (None, "")}
-        missing = tuple(s.variable(name) for s in cls.settings if s.required and s.name not in given)
-        if given and missing:
-            raise ConfigError(f"provider {name!r} is half configured: set {', '.join(missing)}")
-        enabled = not missing
-        self.statuses[name] = ProviderStatus(name, cls, enabled, missing)
-        if enabled:
+        if status.given and status.missing:
+            raise ConfigError(f"provider {name!r} is half configured: set {', '.join(status.missing)}")
+        self.statuses[name] = status
+        if status.enabled:
             if cls.needs_public_url and not config.get("HOOKHUB_PUBLIC_URL"):
                 raise ConfigError(f"provider {name!r} verifies signed URLs: set HOOKHUB_PUBLIC_URL")
-            values = {s.name: given.get(s.name, s.default) for s in cls.settings}
+            values = {s.name: config.get(s.variable(name)) or s.default for s in cls.settings}
             self.enabled[name] = cls(values, timeout=float(config.get("HOOKHUB_HTTP_TIMEOUT", 10.0)),
                                      memo=memo_for(name) if memo_for else None)
 

@@ -157,6 +157,25 @@ class Sandbox(abc.ABC):
                                f"{answer.status_code} {answer.text[:200]}")
         return SimulatedPayment(**answer.json())
 
+    def simulate(self, to: Any, *, plays: str | None = None, public_url: str | None = None,
+                 order_id: str | None = None, amount: int = 1000, currency: str | None = None,
+                 status: str = "approved") -> tuple[SimulatedPayment, Any]:
+        """Make a payment, then send hookhub the provider's callback or the buyer's return about it.
+
+        ``to`` is hookhub's base URL or a Flask test client (see ``SimulatedRequest.send``);
+        ``public_url`` is hookhub's ``HOOKHUB_PUBLIC_URL`` (default: ``to`` when it is a URL).
+        Returns the payment and hookhub's answer.
+        """
+        plays = plays or self.plays
+        if plays not in ("callback", "return"):
+            raise ValueError('plays must be "callback" or "return"')
+        if public_url is None:
+            public_url = to if isinstance(to, str) else "http://localhost"
+        payment = self.pay(order_id=order_id or f"order-{secrets.token_hex(6)}", amount=amount,
+                           currency=currency or self.currency, status=status)
+        request = self.callback(payment) if plays == "callback" else self.buyer_return(payment, public_url=public_url)
+        return payment, request.send(to)
+
 
 def _read_payment_request(data: Any) -> dict[str, Any] | str:
     """The keyword arguments of ``make_payment`` from a ``/_sandbox/payments`` body, or what is wrong."""
@@ -177,26 +196,6 @@ def _read_payment_request(data: Any) -> dict[str, Any] | str:
 
 def _json(status: int, body: Any) -> Response:
     return Response(json.dumps(body), status, content_type="application/json")
-
-
-    def simulate(self, to: Any, *, plays: str | None = None, public_url: str | None = None,
-                 order_id: str | None = None, amount: int = 1000, currency: str | None = None,
-                 status: str = "approved") -> tuple[SimulatedPayment, Any]:
-        """Make a payment, then send hookhub the provider's callback or the buyer's return about it.
-
-        ``to`` is hookhub's base URL or a Flask test client (see ``SimulatedRequest.send``);
-        ``public_url`` is hookhub's ``HOOKHUB_PUBLIC_URL`` (default: ``to`` when it is a URL).
-        Returns the payment and hookhub's answer.
-        """
-        plays = plays or self.plays
-        if plays not in ("callback", "return"):
-            raise ValueError('plays must be "callback" or "return"')
-        if public_url is None:
-            public_url = to if isinstance(to, str) else "http://localhost"
-        payment = self.pay(order_id=order_id or f"order-{secrets.token_hex(6)}", amount=amount,
-                           currency=currency or self.currency, status=status)
-        request = self.callback(payment) if plays == "callback" else self.buyer_return(payment, public_url=public_url)
-        return payment, request.send(to)
 
 
 class SandboxServer:

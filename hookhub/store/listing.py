@@ -68,6 +68,21 @@ class Listing:
         with self._read() as conn:
             return [row._asdict() for row in conn.execute(query)]
 
+    def delivery_counts(self) -> dict[tuple[str, str], int]:
+        """How many deliveries each handler has in each status: ``{(handler, status): count}``."""
+        d = schema.deliveries.c
+        query = select(d.handler, d.status, func.count()).group_by(d.handler, d.status)
+        with self._read() as conn:
+            return {(handler, status): count for handler, status, count in conn.execute(query)}
+
+    def oldest_pending_delivery(self) -> datetime | None:
+        """When the event of the longest-waiting pending delivery was received, or None if none waits."""
+        d, e = schema.deliveries.c, schema.events.c
+        query = select(func.min(e.received_at)).select_from(
+            schema.deliveries.join(schema.events, d.event_id == e.id)).where(d.status == "pending")
+        with self._read() as conn:
+            return conn.execute(query).scalar()
+
     def get_delivery(self, delivery_id: int) -> dict[str, Any] | None:
         with self._read() as conn:
             row = conn.execute(select(schema.deliveries).where(schema.deliveries.c.id == delivery_id)).first()

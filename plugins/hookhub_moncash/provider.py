@@ -51,6 +51,10 @@ class MonCash(Provider):
         return MonCashClient(self.config["client_id"], self.config["client_secret"], self.config["base_url"],
                              self.config["gateway_url"], timeout=self.timeout)
 
+    def ping(self) -> str:
+        self.client.access_token()
+        return "OAuth token issued for these credentials"
+
     def read_callback(self, call: InboundCall) -> Trigger:
         """``transactionId`` from the query, a form body or a JSON body."""
         return Trigger(_transaction_id(call.param("transactionId")))

@@ -157,6 +157,10 @@ class Monext(Provider):
         encoded = basic_auth(self.config["merchant_id"], self.config["access_key"]).split(" ", 1)[1]
         return [*super().secrets(), encoded]
 
+    def ping(self) -> str:
+        self.client.alive()
+        return "the checkout API is alive and accepts these credentials"
+
     def read_callback(self, call: InboundCall) -> Trigger:
         """``token`` (the session id) from the query, a form or a JSON body; ``notificationType`` kept."""
         token = _session_id(call.param("token"), "token")

@@ -104,6 +104,10 @@ class Monri(Provider):
     def _remember_payment(self, order_number: str, payment_id: str) -> None:
         self.memo.put(_memo_key(order_number), payment_id)
 
+    def ping(self) -> str:
+        self.client.list_customers(limit=1)
+        return "a signed request (list customers) was accepted"
+
     # -- callbacks and webhooks ----------------------------------------------------------------------
 
     def read_callback(self, call: InboundCall) -> Trigger | None:

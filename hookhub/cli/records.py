@@ -1,7 +1,7 @@
-"""Operator commands: ``hookhub ...`` on its own, or ``flask --app wsgi hookhub ...``.
+"""The commands on what hookhub received and delivered: events, deliveries, inbound calls, the schema.
 
-Both read the same configuration as the server (``HOOKHUB_*`` variables, the instance config file),
-so they look at the same store. Output is one line per record, or JSON with ``--json``.
+They work on the store of the configuration they run with, as the server does. Output is one line
+per record, or JSON with ``--json``.
 """
 
 from __future__ import annotations
@@ -17,22 +17,18 @@ from typing import Any
 
 import click
 from flask import current_app
-from flask.cli import AppGroup, ScriptInfo
+from flask.cli import AppGroup
 
-from . import jsonutil
-from .errors import SchemaError, StoreUnavailable
-from .hub import Hub
-from .store import migrate, utcnow
+from .. import jsonutil
+from ..errors import SchemaError, StoreUnavailable
+from ..hub import Hub
+from ..store import migrate, utcnow
 
-cli = AppGroup("hookhub", help="Look at and act on what hookhub received and delivered.")
-events = AppGroup("events", help="Normalized events and replaying them to handlers.")
+events = AppGroup("events", help="Normalized events, and replaying them to handlers.")
 deliveries = AppGroup("deliveries", help="Deliveries of events to handlers, and the dead letters.")
-calls = AppGroup("calls", help="Inbound calls exactly as received (secrets redacted).")
-cli.add_command(events)
-cli.add_command(deliveries)
+calls = AppGroup("calls", help="Inbound calls exactly as received (secrets redacted), and re-running them.")
 db = AppGroup("db", help="The store's schema: see where it is, and upgrade it after installing a new hookhub.")
-cli.add_command(calls)
-cli.add_command(db)
+GROUPS = (events, deliveries, calls, db)
 
 
 class When(click.ParamType):
@@ -301,12 +297,3 @@ def db_upgrade(revision: str) -> None:
         return
     start = before.current or (f"{migrate.BASELINE} (before migrations)" if before.unversioned else "an empty database")
     click.echo(f"upgraded from {start} to {after.current}")
-
-
-def main(argv: list[str] | None = None) -> None:
-    """The ``hookhub`` console script: the same commands, with the app built from the environment."""
-    from .app import create_app
-
-    # Commands check the store's schema when they first use it, except ``db``, which works on any schema.
-    info = ScriptInfo(create_app=lambda: create_app({"HOOKHUB_SCHEDULER": False}, prepare_store=False))
-    cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="hookhub", obj=info)
