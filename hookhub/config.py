@@ -96,6 +96,7 @@ def load(app: Flask, overrides: Mapping[str, Any] | None, environ: Mapping[str, 
         if name.startswith("HOOKHUB_"):
             app.config[name] = _coerce(name, app.config[name])
 
+    _check_logging(app.config)
     if not app.config["HOOKHUB_DATABASE_URL"]:
         os.makedirs(app.instance_path, exist_ok=True)
         app.config["HOOKHUB_DATABASE_URL"] = "sqlite:///" + os.path.join(app.instance_path, "hookhub.sqlite3")
@@ -106,6 +107,17 @@ def load(app: Flask, overrides: Mapping[str, Any] | None, environ: Mapping[str, 
         app.config["HOOKHUB_PUBLIC_URL"] = public_url.rstrip("/")
     app.config["SECRET_KEY"] = app.config["HOOKHUB_SECRET_KEY"]
     app.config["MAX_CONTENT_LENGTH"] = app.config["HOOKHUB_MAX_BODY_BYTES"]
+
+
+def _check_logging(config: dict[str, Any]) -> None:
+    form = str(config["HOOKHUB_LOG_FORMAT"]).strip().lower()
+    if form not in ("text", "json"):
+        raise ConfigError(f"HOOKHUB_LOG_FORMAT must be text or json, not {config['HOOKHUB_LOG_FORMAT']!r}")
+    level = str(config["HOOKHUB_LOG_LEVEL"]).strip().upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ConfigError(f"HOOKHUB_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, "
+                          f"not {config['HOOKHUB_LOG_LEVEL']!r}")
+    config["HOOKHUB_LOG_FORMAT"], config["HOOKHUB_LOG_LEVEL"] = form, level
 
 
 def _instance_secret_key(instance_path: str) -> str:

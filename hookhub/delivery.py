@@ -21,7 +21,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 
-from . import redact
+from . import metrics, redact
 from .plugins import Handler
 from .retry import RetryPolicy
 from .store import DeliveryJob, DeliveryResult, Store
@@ -183,7 +183,8 @@ class Deliverer:
         def run() -> None:
             try:
                 try:
-                    handler(job.event)
+                    with metrics.HANDLER_SECONDS.labels(job.handler).time():
+                        handler(job.event)
                 except Exception:
                     raise
                 except BaseException as exc:  # SystemExit and the like end the attempt, not the process
@@ -203,6 +204,7 @@ class Deliverer:
         job = attempt.job
         if attempt.error is None:
             return DeliveryResult(job)
+        metrics.HANDLER_FAILURES.labels(job.handler).inc()
         retry_at = self.policy.next_at(job.attempts)
         log.warning("handler %s failed on %s (attempt %d%s)", job.handler, job.event.id, job.attempts,
                     ", dead-lettered" if retry_at is None else "")

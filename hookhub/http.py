@@ -11,13 +11,14 @@ from __future__ import annotations
 import base64
 import dataclasses
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import requests
 
-from . import jsonutil
+from . import jsonutil, metrics
 from .errors import (ProviderAPIError, ProviderAuthError, ProviderError, ProviderNotFound,
                      ProviderUnavailable)
 
@@ -78,13 +79,20 @@ class ApiClient:
             request_headers.update(self.authenticate(method, fullpath, body))
         request_headers.update(headers or {})
         url = self.base_url + path + (f"?{query}" if query else "")
+        started = time.perf_counter()
         try:
             response = self.session.request(method, url, data=body or None, headers=request_headers,
                                             timeout=self.timeout, allow_redirects=False)
         except requests.Timeout:
+            metrics.PROVIDER_API_ERRORS.labels(self.provider, "timeout").inc()
             raise ProviderUnavailable(self.provider, f"{method} {path} timed out after {self.timeout}s") from None
         except requests.RequestException as exc:
+            metrics.PROVIDER_API_ERRORS.labels(self.provider, "connection").inc()
             raise ProviderUnavailable(self.provider, f"{method} {path} failed: {type(exc).__name__}") from None
+        finally:
+            metrics.PROVIDER_API_SECONDS.labels(self.provider).observe(time.perf_counter() - started)
+        if response.status_code >= 400:
+            metrics.PROVIDER_API_ERRORS.labels(self.provider, f"http_{response.status_code}").inc()
         try:
             data = jsonutil.loads(response.content) if response.content else None
         except ValueError:

@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Flask
 
-from . import plugins, redact
+from . import logs, plugins, redact
 from .delivery import BATCH, Deliverer
 from .errors import ConfigError, SchemaError, StoreUnavailable
 from .pipeline import Pipeline
@@ -69,10 +69,13 @@ class Hub:
             raise
         self.handlers = self.hooks.handlers()
         self.secrets = self.registry.secrets() + [config["HOOKHUB_SECRET_KEY"]]
+        if config.get("HOOKHUB_METRICS_TOKEN"):
+            self.secrets.append(config["HOOKHUB_METRICS_TOKEN"])
         if self.store.engine.url.password:  # a driver's error may quote its connection string
             self.secrets.append(str(self.store.engine.url.password))
         self.secret_filter = redact.SecretFilter(self.secrets)
         log.addFilter(self.secret_filter)
+        logs.configure(config, self.secret_filter)
 
         def policy(attempts_key: str) -> RetryPolicy:
             return RetryPolicy(config["HOOKHUB_RETRY_BASE_SECONDS"], config["HOOKHUB_RETRY_MAX_SECONDS"],
@@ -162,4 +165,5 @@ class Hub:
         _live_hubs.discard(self)
         self.scheduler.stop()
         log.removeFilter(self.secret_filter)
+        logs.forget(self.secret_filter)
         self.store.close()

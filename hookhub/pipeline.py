@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from . import redact
+from . import metrics, redact
 from .calls import InboundCall, Reply, Trigger
 from .errors import (InvalidRequest, ProviderAuthError, ProviderError, ProviderNotFound, ProviderUnavailable,
                      StoreUnavailable, ValidationError)
@@ -67,6 +67,7 @@ class Handled:
     event: Event | None = None  # the event holding the transaction's current state
     reply: Reply | None = None  # callbacks: what the provider expects back
     message: str | None = None  # set when the call is refused: the public reason
+    reference: str | None = None  # the provider's reference the call named, once known
 
     @property
     def refused(self) -> bool:
@@ -189,7 +190,7 @@ class Pipeline:
             outcome = f"deferred_{fetched.problem.code}"
             self.store.finish_call(call, outcome=outcome, status_code=303, error=fetched.detail,
                                    reference=trigger.reference)
-            return Handled(303, outcome, provider.name, status="pending")
+            return Handled(303, outcome, provider.name, status="pending", reference=trigger.reference)
 
         reply = provider.acknowledge(call) if call.route == "callback" else None
         source = "replay" if call.replay_of is not None else call.route
@@ -223,8 +224,7 @@ class Pipeline:
                 reference: str | None = None, detail: str | None = None) -> Handled:
         self.store.finish_call(call, outcome=code, status_code=status, error=detail or message,
                                reference=reference)
-        log.info("%s %s %s: %s %s", call.provider, call.route, call.method, status, code)
-        return Handled(status, code, call.provider, message=message)
+        return Handled(status, code, call.provider, message=message, reference=reference)
 
     def _ignore(self, provider: Provider, call: InboundCall) -> Handled:
         """A verified callback about no payment's state: acknowledged and recorded, nothing more."""
@@ -312,7 +312,7 @@ class Pipeline:
             status = tx.current.status if tx.current else state.status
         if outcome == "event":
             self.on_new_work()
-        return Handled(http_status, outcome, provider.name, status=status, event=event), call
+        return Handled(http_status, outcome, provider.name, status=status, event=event, reference=reference), call
 
     # -- background re-checks ----------------------------------------------------------------------
 
@@ -326,6 +326,7 @@ class Pipeline:
             fetched = self._fetch(provider, job.trigger)
             if fetched.state is None:
                 assert fetched.problem is not None
+                metrics.VERIFICATION_FAILURES.labels(job.provider, fetched.problem.code).inc()
                 limit = UNCONFIRMED_RECHECKS if fetched.problem is not Problem.UNAVAILABLE else None
                 self._retry_verification(job, fetched.detail, limit=limit)
                 return

@@ -63,6 +63,9 @@ class SecretFilter(logging.Filter):
         if not self.secrets:
             return True
         record.msg, record.args = scrub(record.getMessage(), self.secrets), None
+        fields = getattr(record, "hookhub", None)  # an inbound call's fields, for structured output
+        if isinstance(fields, dict):
+            record.hookhub = scrub_mapping(fields, self.secrets)
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import time
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, jsonify, make_response, redirect, request, url_for
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from .. import tokens
+from .. import metrics, tokens
 from ..calls import InboundCall
 from ..errors import InvalidRequest, StoreUnavailable
 from ..hub import Hub
@@ -67,7 +68,23 @@ def _read_body(limit: int) -> bytes | None:
 
 
 def _receive(route: str, provider: str) -> Response:
+    started = time.perf_counter()
     hub = Hub.of(current_app)
+    handled: Handled | None = None
+    try:
+        handled, response = _handle(hub, route, provider)
+    except StoreUnavailable as exc:
+        log.error("store unavailable, answering 503: %s", exc)
+        response = store_unavailable()
+    except Exception:
+        response = None  # the error handler answers 500; the call is still logged and counted below
+        raise
+    finally:
+        _account(hub, route, provider, handled, response, time.perf_counter() - started)
+    return response
+
+
+def _handle(hub: Hub, route: str, provider: str) -> tuple[Handled, Response]:
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     body = _read_body(limit)
     call = InboundCall(
@@ -76,24 +93,39 @@ def _receive(route: str, provider: str) -> Response:
         peer=request.remote_addr or "", received_at=utcnow(),
         public_url=current_app.config["HOOKHUB_PUBLIC_URL"],
     )
-    try:
-        if body is None:
-            handled = hub.pipeline.refuse(call, InvalidRequest(
-                f"the body is larger than {limit} bytes", code="body_too_large", status=413))
-        else:
-            handled = hub.pipeline.handle(call)
-    except StoreUnavailable as exc:
-        log.error("store unavailable, answering 503: %s", exc)
-        return store_unavailable()
+    if body is None:
+        handled = hub.pipeline.refuse(call, InvalidRequest(
+            f"the body is larger than {limit} bytes", code="body_too_large", status=413))
+    else:
+        handled = hub.pipeline.handle(call)
     if handled.refused:
         response = json_error(handled.http_status, handled.outcome, handled.message or "")
         if handled.http_status == 503:
             response.headers["Retry-After"] = "30"
-        return response
+        return handled, response
     if route == "callback":
         assert handled.reply is not None
-        return Response(handled.reply.body, handled.reply.status, content_type=handled.reply.content_type)
-    return _buyer_answer(hub, handled)
+        return handled, Response(handled.reply.body, handled.reply.status, content_type=handled.reply.content_type)
+    return handled, _buyer_answer(hub, handled)
+
+
+def _account(hub: Hub, route: str, provider: str, handled: Handled | None, response: Response | None,
+              seconds: float) -> None:
+    """One log line and the metrics of one inbound call, whatever became of it."""
+    if handled is not None:
+        outcome, refused = handled.outcome, handled.refused
+    else:
+        outcome, refused = ("store_unavailable" if response is not None else "internal_error"), True
+    status = response.status_code if response is not None else 500
+    # A provider name from the URL is only a label once it is known: a caller cannot add series.
+    known = provider if hub.registry.get(provider) is not None else "unknown"
+    metrics.observe_call(known, route, outcome, refused, seconds)
+    transaction = handled.event.transaction_id if handled and handled.event else handled and handled.reference
+    fields = {"provider": known, "route": route, "method": request.method, "outcome": outcome, "status": status,
+              "transaction": transaction or None, "latency_ms": round(seconds * 1000, 1)}
+    level = logging.WARNING if status >= 500 else logging.INFO
+    log.log(level, "%s %s %s -> %d %s transaction=%s %.1f ms", known, route, request.method, status, outcome,
+            fields["transaction"] or "-", fields["latency_ms"], extra={"hookhub": fields})
 
 
 def _buyer_answer(hub: Hub, handled: Handled) -> Response:

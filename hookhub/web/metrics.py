@@ -1,0 +1,84 @@
+"""``GET /metrics``: hookhub's metrics in Prometheus' text format, optionally behind a bearer token.
+
+The delivery gauges are read from the store at each scrape, so every worker, and every host, gives
+the same figures; the counters come from this process, or from every worker's files under
+``PROMETHEUS_MULTIPROC_DIR``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from collections.abc import Iterator
+
+from flask import Blueprint, Response, current_app, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from ..errors import StoreUnavailable
+from ..hub import Hub
+from ..metrics import REGISTRY
+from ..store import Store, utcnow
+from .errors import json_error
+
+class _StoreFigures:
+    """Delivery gauges read from the store at each scrape."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("hookhub_store_up", "1 when the store answered this scrape.")
+        try:
+            counts = self.store.delivery_counts()
+            oldest = self.store.oldest_pending_delivery()
+        except StoreUnavailable:
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        deliveries = GaugeMetricFamily("hookhub_deliveries", "Deliveries waiting (pending) or given up on (dead).",
+                                       labels=["handler", "status"])
+        handlers = sorted({handler for handler, _ in counts})
+        for handler in handlers:
+            for status in ("pending", "dead"):
+                deliveries.add_metric([handler, status], counts.get((handler, status), 0))
+        yield deliveries
+        age = GaugeMetricFamily("hookhub_oldest_pending_delivery_age_seconds",
+                                "How long ago the event of the longest-waiting pending delivery was received "
+                                "(0 when none waits).")
+        age.add_metric([], max(0.0, (utcnow() - oldest).total_seconds()) if oldest else 0.0)
+        yield age
+
+
+class _ThisProcess:
+    def collect(self) -> Iterator[Metric]:
+        return REGISTRY.collect()
+
+
+def exposition(store: Store) -> bytes:
+    """The metrics in Prometheus' text format."""
+    registry = CollectorRegistry(auto_describe=False)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        MultiProcessCollector(registry)
+    else:
+        registry.register(_ThisProcess())  # type: ignore[arg-type]
+    registry.register(_StoreFigures(store))  # type: ignore[arg-type]
+    return generate_latest(registry)
+
+
+bp = Blueprint("metrics", __name__)
+
+
+@bp.route("/metrics")
+def metrics() -> Response:
+    token = current_app.config["HOOKHUB_METRICS_TOKEN"]
+    if token:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            response = json_error(401, "unauthorized", "send Authorization: Bearer <token>")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="hookhub metrics"'
+            return response
+    return Response(exposition(Hub.of(current_app).store), content_type=CONTENT_TYPE_LATEST)
