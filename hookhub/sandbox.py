@@ -88,9 +88,21 @@ class Sandbox(abc.ABC):
     plays: ClassVar[str] = "callback"  # what ``simulate`` sends unless told: "callback" or "return"
 
     def __init__(self, url: str | None = None):
-        self.url = url.rstrip("/") if url else ""
+        self._url = url.rstrip("/") if url else ""
         self.lock = threading.RLock()
         self.reset()
+
+    @property
+    def url(self) -> str:
+        """Where the fake is served; asking before it is served is an error, never a silent default."""
+        if not self._url:
+            raise RuntimeError(f"the {self.name} sandbox is not served anywhere: serve it with SandboxServer "
+                               "or give it a url")
+        return self._url
+
+    @url.setter
+    def url(self, value: str) -> None:
+        self._url = value.rstrip("/")
 
     @abc.abstractmethod
     def reset(self) -> None:
@@ -148,8 +160,6 @@ class Sandbox(abc.ABC):
         """Make a payment the fake's API then reports, through its ``/_sandbox/payments`` route."""
         if status not in PAYMENT_STATUSES:
             raise ValueError(f"status must be one of {', '.join(PAYMENT_STATUSES)}")
-        if not self.url:
-            raise RuntimeError(f"the {self.name} sandbox is not served anywhere: give it a url")
         answer = requests.post(f"{self.url}/_sandbox/payments", timeout=HTTP_TIMEOUT, json={
             "order_id": order_id, "amount": amount, "currency": currency, "status": status})
         if answer.status_code != 200:
@@ -218,7 +228,9 @@ class SandboxServer:
         return {k: v for sandbox in self.sandboxes.values() for k, v in sandbox.settings().items()}
 
     def start(self) -> SandboxServer:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="hookhub-sandbox", daemon=True)
+        # A short poll interval: closing waits for the loop to look, and tests close often.
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="hookhub-sandbox", daemon=True)
         self._thread.start()
         return self
 

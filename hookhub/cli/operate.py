@@ -251,9 +251,7 @@ def check(offline: bool) -> None:
     if _generated_secret_key(settings):
         report.line("warn", "secret key", "HOOKHUB_SECRET_KEY is not set: the key generated in the instance "
                                           "folder signs result tokens (set one for production; every host the same)")
-    if not settings.get("HOOKHUB_PUBLIC_URL"):
-        report.line("warn", "public url", "HOOKHUB_PUBLIC_URL is not set (Monri's signed returns need it)")
-    elif not str(settings["HOOKHUB_PUBLIC_URL"]).startswith("https://"):
+    if settings.get("HOOKHUB_PUBLIC_URL") and not str(settings["HOOKHUB_PUBLIC_URL"]).startswith("https://"):
         report.line("warn", "public url", f"{settings['HOOKHUB_PUBLIC_URL']} is not https")
     try:
         pm = plugins.load(dict(settings))

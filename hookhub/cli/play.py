@@ -41,7 +41,9 @@ def sandbox(bind: str, hookhub_url: str) -> None:
     click.echo("hookhub's settings for them (or run `hookhub serve --sandbox`):")
     for name, value in {**server.settings(), "HOOKHUB_PUBLIC_URL": hookhub_url}.items():
         click.echo(f"  export {name}={shlex.quote(value)}")
-    click.echo("then, in another terminal: hookhub simulate moncash   (or monri, monext; --help for more)")
+    first, *others = server.sandboxes
+    click.echo(f"then, in another terminal: hookhub simulate {first}"
+               + (f"   (or {', '.join(others)}; --help for more)" if others else ""))
     try:
         server.serve_forever()
     except KeyboardInterrupt:

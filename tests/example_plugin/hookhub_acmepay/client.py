@@ -1,0 +1,44 @@
+"""AcmePay's REST API: bearer-key authentication, JSON answers, errors as ``{"error", "message"}``.
+
+hookhub's ``ApiClient`` does the rest: one pooled session per thread, hookhub's timeout on every
+call, JSON numbers with fractions as ``Decimal``, and HTTP errors as typed ``ProviderError``s (401/403
+``ProviderAuthError``, 404 ``ProviderNotFound``, 429 and 5xx ``ProviderUnavailable``, other 4xx
+``ProviderAPIError``). AcmePay signals errors with plain HTTP statuses, so ``check`` is not overridden.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import quote
+
+from hookhub import ApiClient, ValidationError
+
+# AcmePay's ids: "pay_" and 24 hex digits today; accept any short token so a new format still works.
+PAYMENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def check_payment_id(value: Any) -> str:
+    """``value`` if it can be an AcmePay payment id, else ``ValidationError`` (nothing is sent)."""
+    if not isinstance(value, str) or not PAYMENT_ID.match(value):
+        raise ValidationError("payment_id", "must be 1 to 64 letters, digits, _ or -")
+    return value
+
+
+class AcmePayClient(ApiClient):
+    provider = "acmepay"
+
+    def __init__(self, api_key: str, base_url: str, *, timeout: float = 10.0):
+        super().__init__(base_url, timeout=timeout)
+        self._authorization = f"Bearer {api_key}"
+
+    def authenticate(self, method: str, fullpath: str, body: bytes) -> dict[str, str]:
+        return {"Authorization": self._authorization}
+
+    def get_payment(self, payment_id: str) -> dict[str, Any]:
+        """``GET /v1/payments/{id}``: the payment as AcmePay records it now."""
+        return self.call("GET", f"/v1/payments/{quote(check_payment_id(payment_id), safe='')}")
+
+    def get_account(self) -> dict[str, Any]:
+        """``GET /v1/account``: the account the API key belongs to (a cheap authenticated call)."""
+        return self.call("GET", "/v1/account")
