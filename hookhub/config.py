@@ -85,8 +85,13 @@ def _coerce(name: str, value: Any) -> Any:
     return number
 
 
-def load(app: Flask, overrides: Mapping[str, Any] | None, environ: Mapping[str, str]) -> None:
-    """Fill ``app.config`` from every layer and derive what Flask itself needs."""
+def load(app: Flask, overrides: Mapping[str, Any] | None, environ: Mapping[str, str], *,
+         generate_key: bool = True) -> None:
+    """Fill ``app.config`` from every layer and derive what Flask itself needs.
+
+    With ``generate_key=False`` an unset secret key is read from the instance folder if one was
+    generated there, and is otherwise left None: for commands that only look.
+    """
     app.config.from_mapping(DEFAULTS)
     config_file = environ.get("HOOKHUB_CONFIG_FILE") or os.path.join(app.instance_path, "hookhub.cfg")
     app.config.from_pyfile(config_file, silent=True)
@@ -101,7 +106,8 @@ def load(app: Flask, overrides: Mapping[str, Any] | None, environ: Mapping[str, 
         os.makedirs(app.instance_path, exist_ok=True)
         app.config["HOOKHUB_DATABASE_URL"] = "sqlite:///" + os.path.join(app.instance_path, "hookhub.sqlite3")
     if not app.config["HOOKHUB_SECRET_KEY"]:
-        app.config["HOOKHUB_SECRET_KEY"] = _instance_secret_key(app.instance_path)
+        app.config["HOOKHUB_SECRET_KEY"] = (_instance_secret_key(app.instance_path) if generate_key
+                                            else _existing_instance_key(app.instance_path))
     public_url = app.config["HOOKHUB_PUBLIC_URL"]
     if public_url:
         app.config["HOOKHUB_PUBLIC_URL"] = public_url.rstrip("/")
@@ -118,6 +124,14 @@ def _check_logging(config: dict[str, Any]) -> None:
         raise ConfigError(f"HOOKHUB_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, "
                           f"not {config['HOOKHUB_LOG_LEVEL']!r}")
     config["HOOKHUB_LOG_FORMAT"], config["HOOKHUB_LOG_LEVEL"] = form, level
+
+
+def _existing_instance_key(instance_path: str) -> str | None:
+    try:
+        with open(os.path.join(instance_path, "secret_key")) as handle:
+            return handle.read().strip() or None
+    except OSError:
+        return None
 
 
 def _instance_secret_key(instance_path: str) -> str:

@@ -181,10 +181,10 @@ class Deliverer:
         attempt = _Attempt(job, time.monotonic())
 
         def run() -> None:
+            started = time.perf_counter()
             try:
                 try:
-                    with metrics.HANDLER_SECONDS.labels(job.handler).time():
-                        handler(job.event)
+                    handler(job.event)
                 except Exception:
                     raise
                 except BaseException as exc:  # SystemExit and the like end the attempt, not the process
@@ -193,6 +193,7 @@ class Deliverer:
                 # The traceback is the operator's best clue; keep it, minus any configured secret.
                 attempt.error = redact.scrub(traceback.format_exc(), self.secrets)
             finally:
+                metrics.handler_attempt(job.handler, time.perf_counter() - started)
                 attempt.done.set()
 
         if self._runner is None or not self._runner.thread.is_alive():  # none yet, or lost in a fork
@@ -204,7 +205,7 @@ class Deliverer:
         job = attempt.job
         if attempt.error is None:
             return DeliveryResult(job)
-        metrics.HANDLER_FAILURES.labels(job.handler).inc()
+        metrics.handler_failed(job.handler)
         retry_at = self.policy.next_at(job.attempts)
         log.warning("handler %s failed on %s (attempt %d%s)", job.handler, job.event.id, job.attempts,
                     ", dead-lettered" if retry_at is None else "")

@@ -33,8 +33,9 @@ def hookhub_register_providers(register: Callable[[type[Provider]], None]) -> No
 def hookhub_register_sandboxes(register: Callable[[type[Sandbox]], None]) -> None:
     """Register local fakes of provider APIs: call ``register(SandboxSubclass)`` once for each.
 
-    Called by ``hookhub sandbox``, ``hookhub simulate`` and the ``hookhub.testing`` fixtures, never
-    while serving. Register the class; hookhub instantiates it and serves it under ``/<name>``.
+    Called by ``hookhub sandbox``, ``hookhub simulate``, ``hookhub serve --sandbox`` (for the settings)
+    and the ``hookhub.testing`` fixtures, never by a server handling calls. Register the class;
+    hookhub instantiates it and serves it under ``/<name>``.
     A provider plugin that brings a sandbox lets merchants try it, and test their handlers against
     it, with no credentials and no network.
     """

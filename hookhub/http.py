@@ -84,15 +84,13 @@ class ApiClient:
             response = self.session.request(method, url, data=body or None, headers=request_headers,
                                             timeout=self.timeout, allow_redirects=False)
         except requests.Timeout:
-            metrics.PROVIDER_API_ERRORS.labels(self.provider, "timeout").inc()
+            metrics.api_request(self.provider, time.perf_counter() - started, "timeout")
             raise ProviderUnavailable(self.provider, f"{method} {path} timed out after {self.timeout}s") from None
         except requests.RequestException as exc:
-            metrics.PROVIDER_API_ERRORS.labels(self.provider, "connection").inc()
+            metrics.api_request(self.provider, time.perf_counter() - started, "connection")
             raise ProviderUnavailable(self.provider, f"{method} {path} failed: {type(exc).__name__}") from None
-        finally:
-            metrics.PROVIDER_API_SECONDS.labels(self.provider).observe(time.perf_counter() - started)
-        if response.status_code >= 400:
-            metrics.PROVIDER_API_ERRORS.labels(self.provider, f"http_{response.status_code}").inc()
+        metrics.api_request(self.provider, time.perf_counter() - started,
+                            f"http_{response.status_code}" if response.status_code >= 400 else None)
         try:
             data = jsonutil.loads(response.content) if response.content else None
         except ValueError:

@@ -1,9 +1,10 @@
 """Log output: one line per record, as text or, with ``HOOKHUB_LOG_FORMAT=json``, as a JSON object.
 
 hookhub logs through the ``hookhub`` logger. When nothing has configured logging (gunicorn leaves
-the root logger bare), hookhub gives that logger a handler on stderr; inside an application that
-configured logging, records propagate to its handlers instead. Every record passes the hub's
-secret filter first, so configured secrets never reach the output.
+the root logger bare), hookhub gives that logger its own handler on stderr and stops propagation;
+inside an application that configured logging first, records propagate to its handlers instead,
+in its format. Records pass the hub's secret filter on the ``hookhub`` logger, and also on
+hookhub's handler, which catches its child loggers' records too.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ def configure(config: dict[str, Any], secret_filter: logging.Filter) -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler.hookhub = True  # type: ignore[attr-defined]
         log.addHandler(handler)
+        # This handler is hookhub's output now: a root handler added later must not print each line again.
+        log.propagate = False
     handler.setFormatter(JsonFormatter() if form == "json" else TEXT)
     # Records of hookhub's child loggers pass here too, and the logger's own filter does not see them.
     handler.addFilter(secret_filter)

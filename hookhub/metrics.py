@@ -10,7 +10,14 @@ plugin names), never from what a caller sent, so no caller can grow the number o
 
 from __future__ import annotations
 
+import functools
+import logging
+from collections.abc import Callable
+from typing import ParamSpec
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
+
+P = ParamSpec("P")
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -35,10 +42,55 @@ HANDLER_SECONDS = Histogram("hookhub_handler_seconds", "Time one handler took on
 HANDLER_FAILURES = Counter("hookhub_handler_failures", "Delivery attempts that raised or timed out.",
                            ["handler"], registry=REGISTRY)
 
+log = logging.getLogger("hookhub")
+_complained = False
+
+
+def _never_raises(record: Callable[P, None]) -> Callable[P, None]:
+    """Counting must never cost a payment: a metric that cannot be written (its multiprocess
+    directory gone, say) is logged once and skipped."""
+
+    @functools.wraps(record)
+    def safely(*args: P.args, **kwargs: P.kwargs) -> None:
+        global _complained
+        try:
+            record(*args, **kwargs)
+        except Exception:
+            if not _complained:
+                _complained = True
+                log.exception("metrics cannot be recorded; going on without them")
+
+    return safely
+
+
+@_never_raises
+def api_request(provider: str, seconds: float, error: str | None) -> None:
+    """One request to a provider's API; ``error`` is timeout, connection or http_<status>, if any."""
+    PROVIDER_API_SECONDS.labels(provider).observe(seconds)
+    if error:
+        PROVIDER_API_ERRORS.labels(provider, error).inc()
+
+
+@_never_raises
+def handler_attempt(handler: str, seconds: float) -> None:
+    HANDLER_SECONDS.labels(handler).observe(seconds)
+
+
+@_never_raises
+def handler_failed(handler: str) -> None:
+    HANDLER_FAILURES.labels(handler).inc()
+
+
+@_never_raises
+def verification_failed(provider: str, reason: str) -> None:
+    VERIFICATION_FAILURES.labels(provider, reason).inc()
+
+
 # Outcomes that are not about the call's verification: the store, hookhub itself, a wrong route.
 _NOT_VERIFICATION = frozenset({"store_unavailable", "internal_error", "unknown_provider", "method_not_allowed"})
 
 
+@_never_raises
 def observe_call(provider: str, route: str, outcome: str, refused: bool, seconds: float) -> None:
     """Count one answered inbound call; ``provider`` must be a registered name or ``unknown``."""
     INBOUND_CALLS.labels(provider, route, outcome).inc()

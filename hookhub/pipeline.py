@@ -326,7 +326,7 @@ class Pipeline:
             fetched = self._fetch(provider, job.trigger)
             if fetched.state is None:
                 assert fetched.problem is not None
-                metrics.VERIFICATION_FAILURES.labels(job.provider, fetched.problem.code).inc()
+                metrics.verification_failed(job.provider, fetched.problem.code)
                 limit = UNCONFIRMED_RECHECKS if fetched.problem is not Problem.UNAVAILABLE else None
                 self._retry_verification(job, fetched.detail, limit=limit)
                 return

@@ -118,3 +118,42 @@ def test_bad_log_settings_stop_the_start(make_app, name, value):
 def test_the_metrics_token_is_a_secret(make_app):
     app = make_app({"HOOKHUB_METRICS_TOKEN": "scrape-token-0123456789"})
     assert "scrape-token-0123456789" in hub_of(app).secrets
+
+
+def test_metrics_that_cannot_be_written_never_cost_a_payment(make_app, recorder, moncash, monkeypatch, caplog):
+    from hookhub import metrics
+
+    def broken(*args, **kwargs):
+        raise FileNotFoundError("the metrics directory is gone")
+
+    for metric in (metrics.INBOUND_CALLS, metrics.PROVIDER_API_SECONDS, metrics.HANDLER_SECONDS):
+        monkeypatch.setattr(metric, "labels", broken)
+    app = make_app(plugins=[recorder])
+    moncash.add_payment("b-1", "order-b1", 10)
+    assert app.test_client().get("/return/moncash?transactionId=b-1").status_code == 303
+    drain(app)
+    assert [e.order_id for e in recorder.events] == ["order-b1"]
+    assert "metrics cannot be recorded" in caplog.text or metrics._complained
+
+
+def test_a_scrape_that_cannot_read_the_metrics_is_a_503(client, monkeypatch):
+    def broken():
+        raise ValueError("a metrics file is unreadable")
+
+    monkeypatch.setattr(REGISTRY, "collect", broken)
+    answer = client.get("/metrics")
+    assert answer.status_code == 503 and answer.get_json()["error"] == "metrics_unavailable"
+
+
+def test_calls_refused_before_the_store_is_ready_are_logged_and_counted(make_app, caplog):
+    app = make_app(prepare_store=False, config={"HOOKHUB_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+                                                "HOOKHUB_STORE_TIMEOUT": 0.5})
+    caplog.set_level(logging.INFO, logger="hookhub")
+    before = sample("hookhub_inbound_calls_total", provider="monri", route="callback", outcome="store_unavailable")
+    assert app.test_client().post("/hooks/monri", data=b"{}").status_code == 503
+    after = sample("hookhub_inbound_calls_total", provider="monri", route="callback", outcome="store_unavailable")
+    assert after == before + 1
+    [line] = [r for r in caplog.records if getattr(r, "hookhub", None)]
+    assert (line.hookhub["outcome"], line.hookhub["status"]) == ("store_unavailable", 503)
+    # The scrape still answers, saying the store did not.
+    assert scraped(app.test_client(), "hookhub_store_up") == 0

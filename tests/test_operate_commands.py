@@ -117,3 +117,27 @@ def test_every_command_explains_itself(hookhub, command):
     assert result.exit_code == 0
     description = result.output.split("\n\n")[1]
     assert len(description.split()) >= 5, f"hookhub {' '.join(command)} --help says too little"
+
+
+def test_looking_writes_nothing(hookhub, tmp_path):
+    for command in (["providers"], ["plugins"], ["check", "--offline"]):
+        result = hookhub(*command)
+        assert result.exit_code == 0, result.output
+    instance = tmp_path / "instance"
+    assert not (instance / "secret_key").exists() and not (instance / "hookhub.sqlite3").exists()
+    assert "no database yet" in hookhub("check", "--offline").output
+
+
+@pytest.mark.parametrize("args,message", [
+    (["simulate", "moncash", "--hookhub", "http://127.0.0.1:9", "--sandbox", "http://127.0.0.1:9"],
+     "nothing answers at 127.0.0.1:9"),
+    (["simulate", "nopay"], "no sandbox for 'nopay'"),
+    (["serve", "--sandbox"], None),
+])
+def test_play_commands_explain_what_is_wrong(hookhub, args, message):
+    if message is None:
+        result = hookhub(*args, HOOKHUB_HANDLERS="no_such_module_anywhere")
+        assert result.exit_code == 1 and "no_such_module_anywhere" in result.output
+        return
+    result = hookhub(*args)
+    assert result.exit_code != 0 and message in result.output

@@ -5,17 +5,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from hookhub import hookimpl
+from conftest import Recorder
 from hookhub.testing import deliver
-
-
-class Shop:
-    def __init__(self):
-        self.events = []
-
-    @hookimpl
-    def hookhub_handle_event(self, event):
-        self.events.append(event)
 
 
 EXPECTED = {"approved": "payment.approved", "declined": "payment.declined", "pending": "payment.pending"}
@@ -27,7 +18,7 @@ PLAYS = [("moncash", "return"), ("moncash", "callback"), ("monri", "callback"), 
     (provider, plays, status) for provider, plays in PLAYS for status in EXPECTED
     if (provider, plays, status) != ("monri", "callback", "pending")])  # Monri calls back on finished payments only
 def test_each_sandbox_plays_each_payment_to_its_event(hookhub_app_factory, hookhub_sandbox, provider, plays, status):
-    shop = Shop()
+    shop = Recorder()
     app = hookhub_app_factory(plugins=[shop])
     payment, answer = hookhub_sandbox[provider].simulate(app.test_client(), plays=plays, amount=2575, status=status)
     assert answer.status_code == (303 if plays == "return" else 200), answer.get_data(as_text=True)

@@ -28,12 +28,16 @@ AS_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON inste
 
 
 def read_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The configuration a server started now would have (``ConfigError`` becomes a message)."""
+    """The configuration a server started now would have (``ConfigError`` becomes a message).
+
+    No secret key is generated: one not set nor generated yet reads as None.
+    """
     environ = os.environ if environ is None else environ
-    app = Flask("hookhub", instance_path=environ.get("HOOKHUB_INSTANCE_PATH") or None)
     try:
-        config.load(app, {"HOOKHUB_SCHEDULER": False}, environ)
-    except ConfigError as exc:
+        app = Flask("hookhub", instance_path=environ.get("HOOKHUB_INSTANCE_PATH") or None)
+        # Looking must change nothing: no key is generated here for a server that has not started.
+        config.load(app, {"HOOKHUB_SCHEDULER": False}, environ, generate_key=False)
+    except (ConfigError, ValueError) as exc:  # ValueError: Flask wants an absolute instance path
         raise click.ClickException(f"configuration: {exc}") from None
     return {**app.config, "instance_path": app.instance_path}
 
@@ -83,25 +87,33 @@ def serve(bind: str, workers: int, threads: int, timeout: int, handlers: str | N
     if not environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker keeps its counters in files here, so a scrape of any worker adds up all of
         # them; gunicorn's on_exit removes the directory made for this run.
+        # In the instance folder, where no temp cleaner removes it under a running server.
+        os.makedirs(settings["instance_path"], exist_ok=True)
         environ["PROMETHEUS_MULTIPROC_DIR"] = environ["_HOOKHUB_METRICS_DIR_OWNED"] = \
-            tempfile.mkdtemp(prefix="hookhub-metrics-")
+            tempfile.mkdtemp(prefix="metrics-", dir=settings["instance_path"])
     enabled = [s.name for s in _statuses(settings) if s.enabled]
     click.echo(f"hookhub: serving on {_bind_url(bind)} with {workers} worker(s); store "
                f"{_safe_url(settings['HOOKHUB_DATABASE_URL'])}; providers: {', '.join(enabled) or 'none configured'}",
                err=True)
-    args = [sys.executable, "-m", "gunicorn", "--config", "python:hookhub.serving", "--bind", bind,
-            "--workers", str(workers), "--threads", str(threads), "--timeout", str(timeout), *gunicorn_args,
-            "hookhub.app:create_app()"]
+    # gunicorn's own script, not ``python -m gunicorn``: its USR2 upgrade re-executes what started it.
+    script = os.path.join(os.path.dirname(sys.executable), "gunicorn")
+    command = [script] if os.path.exists(script) else [sys.executable, "-m", "gunicorn"]
+    args = [*command, "--config", "python:hookhub.serving", "--bind", bind, "--workers", str(workers),
+            "--threads", str(threads), "--timeout", str(timeout), *gunicorn_args, "hookhub.app:create_app()"]
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, args, environ)  # gunicorn takes over this process: signals reach it directly
+    os.execve(args[0], args, environ)  # gunicorn takes over this process: signals reach it directly
 
 
 def _sandbox_environ(url: str, bind: str, environ: Mapping[str, str]) -> dict[str, str]:
     """Settings that put every sandboxed provider on ``hookhub sandbox`` at ``url``."""
     settings = read_config(environ)
     extra: dict[str, str] = {}
-    for sandbox in plugins.load_sandboxes(settings):
+    try:
+        sandboxes = plugins.load_sandboxes(settings)
+    except ConfigError as exc:
+        raise click.ClickException(f"hookhub cannot start: {exc}") from None
+    for sandbox in sandboxes:
         sandbox.url = f"{url}/{sandbox.name}"
         extra.update(sandbox.settings())
     if not environ.get("HOOKHUB_PUBLIC_URL"):
@@ -209,8 +221,24 @@ def plugins_command(as_json: bool) -> None:
         click.echo(f"blocked by HOOKHUB_DISABLED_PLUGINS: {', '.join(blocked)}")
 
 
+def _existing_store(settings: Mapping[str, Any]) -> Store | None:
+    """The store, if there is one to look at: a SQLite file is not created by looking for it."""
+    url = settings["HOOKHUB_DATABASE_URL"]
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and not os.path.exists(parsed.database):
+        return None
+    return Store(url, timeout=settings["HOOKHUB_STORE_TIMEOUT"])
+
+
 def _delivery_counts(settings: Mapping[str, Any]) -> dict[tuple[str, str], int] | None:
-    store = Store(settings["HOOKHUB_DATABASE_URL"], timeout=settings["HOOKHUB_STORE_TIMEOUT"])
+    try:
+        store = _existing_store(settings)
+    except Exception:  # a URL the server would refuse too; `hookhub check` says why
+        return None
+    if store is None:
+        return {}
     try:
         if not migrate.status(store).up_to_date:
             return None
@@ -248,7 +276,7 @@ def check(offline: bool) -> None:
                      any(w in k for w in ("SECRET", "KEY", "TOKEN", "PASSWORD"))]
     report = _Report(secret_values)
     report.line("ok", "config", f"read; instance folder {settings['instance_path']}")
-    if _generated_secret_key(settings):
+    if not settings["HOOKHUB_SECRET_KEY"] or _generated_secret_key(settings):
         report.line("warn", "secret key", "HOOKHUB_SECRET_KEY is not set: the key generated in the instance "
                                           "folder signs result tokens (set one for production; every host the same)")
     if settings.get("HOOKHUB_PUBLIC_URL") and not str(settings["HOOKHUB_PUBLIC_URL"]).startswith("https://"):
@@ -293,8 +321,15 @@ def _generated_secret_key(settings: Mapping[str, Any]) -> bool:
 
 
 def _check_store(report: _Report, settings: Mapping[str, Any]) -> None:
-    store = Store(settings["HOOKHUB_DATABASE_URL"], timeout=settings["HOOKHUB_STORE_TIMEOUT"])
-    where = _safe_url(settings["HOOKHUB_DATABASE_URL"])
+    try:
+        where = _safe_url(settings["HOOKHUB_DATABASE_URL"])
+        store = _existing_store(settings)
+    except Exception as exc:  # noqa: BLE001 - an unusable URL is this check's finding
+        report.line("FAIL", "store", f"HOOKHUB_DATABASE_URL cannot be used: {type(exc).__name__}: {exc}")
+        return
+    if store is None:
+        report.line("ok", "store", f"{where}: no database yet; the first server start creates it")
+        return
     try:
         status = migrate.status(store)
     except (SchemaError, StoreUnavailable) as exc:

@@ -9,12 +9,19 @@ import click
 import requests
 
 from .. import plugins
+from ..errors import ConfigError
 from ..sandbox import PAYMENT_STATUSES, Sandbox, SandboxServer
 from .operate import DEFAULT_BIND, DEFAULT_SANDBOX_URL, read_config
 
 
 def _sandboxes() -> dict[str, Sandbox]:
-    return {s.name: s for s in plugins.load_sandboxes(read_config())}
+    try:
+        found = {s.name: s for s in plugins.load_sandboxes(read_config())}
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not found:
+        raise click.ClickException("no installed plugin brings a sandbox (or HOOKHUB_DISABLED_PLUGINS blocks them)")
+    return found
 
 
 @click.command()
@@ -96,6 +103,9 @@ def simulate(provider: str, plays: str | None, status: str, amount: int, currenc
         where = urlsplit(exc.request.url).netloc if exc.request is not None else "?"
         raise click.ClickException(f"nothing answers at {where}: is `hookhub sandbox` or `hookhub serve "
                                    f"--sandbox` running?") from None
+    except requests.RequestException as exc:
+        where = urlsplit(exc.request.url).netloc if exc.request is not None else "?"
+        raise click.ClickException(f"{where} did not answer in time ({type(exc).__name__})") from None
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None
     plays = plays or chosen.plays

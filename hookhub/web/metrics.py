@@ -8,6 +8,7 @@ the same figures; the counters come from this process, or from every worker's fi
 from __future__ import annotations
 
 import hmac
+import logging
 import os
 from collections.abc import Iterator
 
@@ -16,11 +17,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from ..errors import StoreUnavailable
 from ..hub import Hub
 from ..metrics import REGISTRY
 from ..store import Store, utcnow
 from .errors import json_error
+
+log = logging.getLogger("hookhub")
 
 class _StoreFigures:
     """Delivery gauges read from the store at each scrape."""
@@ -33,7 +35,7 @@ class _StoreFigures:
         try:
             counts = self.store.delivery_counts()
             oldest = self.store.oldest_pending_delivery()
-        except StoreUnavailable:
+        except Exception:  # unreachable, or not yet at the schema: the counters still get scraped
             up.add_metric([], 0)
             yield up
             return
@@ -81,4 +83,9 @@ def metrics() -> Response:
             response = json_error(401, "unauthorized", "send Authorization: Bearer <token>")
             response.headers["WWW-Authenticate"] = 'Bearer realm="hookhub metrics"'
             return response
-    return Response(exposition(Hub.of(current_app).store), content_type=CONTENT_TYPE_LATEST)
+    try:
+        text = exposition(Hub.of(current_app).store)
+    except Exception:  # the metrics' own files unreadable, say: a clear 503, never a 500
+        log.exception("metrics cannot be read")
+        return json_error(503, "metrics_unavailable", "the metrics cannot be read now; see the server's log")
+    return Response(text, content_type=CONTENT_TYPE_LATEST)

@@ -7,7 +7,7 @@ import time
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, jsonify, make_response, redirect, request, url_for
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from .. import metrics, tokens
 from ..calls import InboundCall
@@ -40,7 +40,15 @@ def buyer_return(provider: str) -> Response:
 def _store_ready() -> Response | None:
     # Nothing is recorded in a store that cannot be reached or whose schema this hookhub does not
     # know: 503, so the provider retries, and a load balancer takes this host out of rotation.
-    return None if Hub.of(current_app).store_ready() else store_unavailable()
+    if Hub.of(current_app).store_ready():
+        return None
+    route = _ROUTES.get(request.endpoint or "")
+    if route is not None:
+        _account(route, (request.view_args or {}).get("provider", ""), None, 503, "store_unavailable", 0.0)
+    return store_unavailable()
+
+
+_ROUTES = {"hookhub.callback": "callback", "hookhub.buyer_return": "return"}
 
 
 @bp.route("/healthz")
@@ -71,16 +79,22 @@ def _receive(route: str, provider: str) -> Response:
     started = time.perf_counter()
     hub = Hub.of(current_app)
     handled: Handled | None = None
+    response: Response | None = None
+    status, outcome = 500, "internal_error"  # unless something better is known below
     try:
         handled, response = _handle(hub, route, provider)
+        status, outcome = response.status_code, handled.outcome
     except StoreUnavailable as exc:
         log.error("store unavailable, answering 503: %s", exc)
         response = store_unavailable()
-    except Exception:
-        response = None  # the error handler answers 500; the call is still logged and counted below
+        status, outcome = 503, "store_unavailable"
+    except HTTPException as exc:  # werkzeug's own refusals (a body cut short, say): their status stands
+        status, outcome = exc.code or 400, "bad_request"
         raise
     finally:
-        _account(hub, route, provider, handled, response, time.perf_counter() - started)
+        # Also when something else escapes (an unexpected error, a worker's timeout): the call is
+        # logged and counted, and the error goes on to Flask's handlers or to gunicorn.
+        _account(route, provider, handled, status, outcome, time.perf_counter() - started)
     return response
 
 
@@ -109,23 +123,21 @@ def _handle(hub: Hub, route: str, provider: str) -> tuple[Handled, Response]:
     return handled, _buyer_answer(hub, handled)
 
 
-def _account(hub: Hub, route: str, provider: str, handled: Handled | None, response: Response | None,
-              seconds: float) -> None:
-    """One log line and the metrics of one inbound call, whatever became of it."""
-    if handled is not None:
-        outcome, refused = handled.outcome, handled.refused
-    else:
-        outcome, refused = ("store_unavailable" if response is not None else "internal_error"), True
-    status = response.status_code if response is not None else 500
-    # A provider name from the URL is only a label once it is known: a caller cannot add series.
-    known = provider if hub.registry.get(provider) is not None else "unknown"
-    metrics.observe_call(known, route, outcome, refused, seconds)
-    transaction = handled.event.transaction_id if handled and handled.event else handled and handled.reference
-    fields = {"provider": known, "route": route, "method": request.method, "outcome": outcome, "status": status,
-              "transaction": transaction or None, "latency_ms": round(seconds * 1000, 1)}
-    level = logging.WARNING if status >= 500 else logging.INFO
-    log.log(level, "%s %s %s -> %d %s transaction=%s %.1f ms", known, route, request.method, status, outcome,
-            fields["transaction"] or "-", fields["latency_ms"], extra={"hookhub": fields})
+def _account(route: str, provider: str, handled: Handled | None, status: int, outcome: str,
+             seconds: float) -> None:
+    """One log line and the metrics of one inbound call, whatever became of it; never raises."""
+    try:
+        # A provider name from the URL is only a label once it is known: a caller cannot add series.
+        known = provider if Hub.of(current_app).registry.get(provider) is not None else "unknown"
+        metrics.observe_call(known, route, outcome, handled.refused if handled else True, seconds)
+        transaction = (handled.event.transaction_id if handled.event else handled.reference) if handled else None
+        fields = {"provider": known, "route": route, "method": request.method, "outcome": outcome,
+                  "status": status, "transaction": transaction or None, "latency_ms": round(seconds * 1000, 1)}
+        log.log(logging.WARNING if status >= 500 else logging.INFO, "%s %s %s -> %d %s transaction=%s %.1f ms",
+                known, route, request.method, status, outcome, transaction or "-", fields["latency_ms"],
+                extra={"hookhub": fields})
+    except Exception:  # the answer matters more than its log line
+        log.exception("could not account for an inbound call")
 
 
 def _buyer_answer(hub: Hub, handled: Handled) -> Response:
