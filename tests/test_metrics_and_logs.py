@@ -157,3 +157,9 @@ def test_calls_refused_before_the_store_is_ready_are_logged_and_counted(make_app
     assert (line.hookhub["outcome"], line.hookhub["status"]) == ("store_unavailable", 503)
     # The scrape still answers, saying the store did not.
     assert scraped(app.test_client(), "hookhub_store_up") == 0
+
+
+def test_each_handler_has_its_delivery_series_before_its_first_event(client):
+    handler = next(iter(hub_of(client.application).handlers))
+    assert scraped(client, "hookhub_deliveries", handler=handler, status="pending") == 0
+    assert scraped(client, "hookhub_deliveries", handler=handler, status="dead") == 0

@@ -68,10 +68,13 @@ class Listing:
         with self._read() as conn:
             return [row._asdict() for row in conn.execute(query)]
 
-    def delivery_counts(self) -> dict[tuple[str, str], int]:
-        """How many deliveries each handler has in each status: ``{(handler, status): count}``."""
+    def delivery_counts(self, statuses: Sequence[str] = ()) -> dict[tuple[str, str], int]:
+        """How many deliveries each handler has in each status (only ``statuses``, if given):
+        ``{(handler, status): count}``. With statuses the count reads the status index only."""
         d = schema.deliveries.c
         query = select(d.handler, d.status, func.count()).group_by(d.handler, d.status)
+        if statuses:
+            query = query.where(d.status.in_(statuses))
         with self._read() as conn:
             return {(handler, status): count for handler, status, count in conn.execute(query)}
 

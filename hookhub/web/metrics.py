@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from flask import Blueprint, Response, current_app, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -27,13 +27,14 @@ log = logging.getLogger("hookhub")
 class _StoreFigures:
     """Delivery gauges read from the store at each scrape."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, handlers: Sequence[str]):
         self.store = store
+        self.handlers = handlers  # each gets its series, 0 until it has a delivery waiting
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("hookhub_store_up", "1 when the store answered this scrape.")
         try:
-            counts = self.store.delivery_counts()
+            counts = self.store.delivery_counts(("pending", "dead"))  # done ones can be millions
             oldest = self.store.oldest_pending_delivery()
         except Exception:  # unreachable, or not yet at the schema: the counters still get scraped
             up.add_metric([], 0)
@@ -43,7 +44,7 @@ class _StoreFigures:
         yield up
         deliveries = GaugeMetricFamily("hookhub_deliveries", "Deliveries waiting (pending) or given up on (dead).",
                                        labels=["handler", "status"])
-        handlers = sorted({handler for handler, _ in counts})
+        handlers = sorted({*self.handlers, *(handler for handler, _ in counts)})
         for handler in handlers:
             for status in ("pending", "dead"):
                 deliveries.add_metric([handler, status], counts.get((handler, status), 0))
@@ -60,14 +61,14 @@ class _ThisProcess:
         return REGISTRY.collect()
 
 
-def exposition(store: Store) -> bytes:
+def exposition(store: Store, handlers: Sequence[str] = ()) -> bytes:
     """The metrics in Prometheus' text format."""
     registry = CollectorRegistry(auto_describe=False)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         MultiProcessCollector(registry)
     else:
         registry.register(_ThisProcess())  # type: ignore[arg-type]
-    registry.register(_StoreFigures(store))  # type: ignore[arg-type]
+    registry.register(_StoreFigures(store, handlers))  # type: ignore[arg-type]
     return generate_latest(registry)
 
 
@@ -84,7 +85,8 @@ def metrics() -> Response:
             response.headers["WWW-Authenticate"] = 'Bearer realm="hookhub metrics"'
             return response
     try:
-        text = exposition(Hub.of(current_app).store)
+        hub = Hub.of(current_app)
+        text = exposition(hub.store, list(hub.handlers))
     except Exception:  # the metrics' own files unreadable, say: a clear 503, never a 500
         log.exception("metrics cannot be read")
         return json_error(503, "metrics_unavailable", "the metrics cannot be read now; see the server's log")
