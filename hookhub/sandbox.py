@@ -104,6 +104,11 @@ class Sandbox(abc.ABC):
     def url(self, value: str) -> None:
         self._url = value.rstrip("/")
 
+    @property
+    def base_url(self) -> str:
+        """The provider's API base for hookhub's ``BASE_URL`` setting; override when it has a prefix."""
+        return self.url
+
     @abc.abstractmethod
     def reset(self) -> None:
         """Forget every payment and every request seen; called between tests."""

@@ -55,12 +55,7 @@ from .sandbox import SandboxServer
 PUBLIC_URL = "http://localhost"  # where Flask's test client sends requests
 SECRET_KEY = "hookhub-testing-secret-key"
 
-__all__ = ["PUBLIC_URL", "SECRET_KEY", "deliver", "sandbox_settings"]
-
-
-def sandbox_settings(sandbox: SandboxServer, public_url: str = PUBLIC_URL) -> dict[str, str]:
-    """The ``HOOKHUB_*`` variables that point hookhub at every sandbox, and its public URL."""
-    return {**sandbox.settings(), "HOOKHUB_PUBLIC_URL": public_url}
+__all__ = ["PUBLIC_URL", "SECRET_KEY", "deliver"]
 
 
 def deliver(app: Flask, *, timeout: float = 10.0) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 from flask import Flask
+from sqlalchemy.engine import make_url
 
 from .. import config, plugins, redact
 from ..errors import ConfigError, HookhubError, ProviderError, SchemaError, StoreUnavailable
@@ -137,8 +138,6 @@ def _bind_url(bind: str) -> str:
 
 
 def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
     return make_url(url).render_as_string(hide_password=True)
 
 
@@ -224,8 +223,6 @@ def plugins_command(as_json: bool) -> None:
 def _existing_store(settings: Mapping[str, Any]) -> Store | None:
     """The store, if there is one to look at: a SQLite file is not created by looking for it."""
     url = settings["HOOKHUB_DATABASE_URL"]
-    from sqlalchemy.engine import make_url
-
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database and not os.path.exists(parsed.database):
         return None

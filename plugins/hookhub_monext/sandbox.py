@@ -58,10 +58,6 @@ class MonextSandbox(Sandbox):
     merchant_id = "1234567890123"
     access_key = "sandbox-monext-access-key-9876543210"
 
-    @property
-    def base_url(self) -> str:
-        return self.url
-
     def settings(self) -> dict[str, str]:
         return {"HOOKHUB_MONEXT_MERCHANT_ID": self.merchant_id, "HOOKHUB_MONEXT_ACCESS_KEY": self.access_key,
                 "HOOKHUB_MONEXT_BASE_URL": self.base_url}

@@ -33,10 +33,6 @@ class MonriSandbox(Sandbox):
     merchant_key = "sandbox-monri-merchant-key-0123456789"
     authenticity_token = "5a1d8b0c3e7f49a2b6c4d8e0f1a3b5c7d9e2f4a6"
 
-    @property
-    def base_url(self) -> str:
-        return self.url
-
     def settings(self) -> dict[str, str]:
         return {"HOOKHUB_MONRI_MERCHANT_KEY": self.merchant_key,
                 "HOOKHUB_MONRI_AUTHENTICITY_TOKEN": self.authenticity_token, "HOOKHUB_MONRI_BASE_URL": self.base_url}
