@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -29,10 +28,12 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, plugins: Iterabl
     alone until first used (the ``hookhub`` command line builds its app so). Raises
     ``ConfigError`` when the configuration cannot work.
     """
-    environ = os.environ if environ is None else environ
-    app = Flask("hookhub", instance_path=instance_path or environ.get("HOOKHUB_INSTANCE_PATH") or None)
-    config.load(app, test_config, environ)
-    hub = Hub(app.config, plugins)
+    settings = config.read(environ, test_config, instance_path=instance_path)
+    app = Flask("hookhub", instance_path=settings.instance_path)
+    app.config.update(settings)
+    app.config["SECRET_KEY"] = settings["HOOKHUB_SECRET_KEY"]
+    app.config["MAX_CONTENT_LENGTH"] = settings["HOOKHUB_MAX_BODY_BYTES"]
+    hub = Hub(settings, plugins)
     if prepare_store:
         hub.store_ready()  # creates the schema in an empty database; logs any other problem
     app.extensions["hookhub"] = hub

@@ -1,16 +1,19 @@
 """Configuration layers: defaults, then an instance config file, then ``HOOKHUB_*`` environment
-variables, then whatever ``create_app`` was given. Later layers win."""
+variables, then whatever the caller gave (``create_app``'s ``test_config``, a client's ``settings=``).
+Later layers win.
+
+Nothing here needs Flask: a shop's own process reads the same settings to use hookhub's clients.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import secrets
+import sys
 import time
 from collections.abc import Mapping
 from typing import Any
-
-from flask import Flask
 
 from .errors import ConfigError
 
@@ -42,6 +45,8 @@ DEFAULTS: dict[str, Any] = {
     "HOOKHUB_LOG_FORMAT": "text",  # or "json": one JSON object per line
     "HOOKHUB_LOG_LEVEL": "INFO",
     "HOOKHUB_METRICS_TOKEN": None,  # None: /metrics is open; else it wants "Authorization: Bearer <token>"
+    "HOOKHUB_WATCH_AFTER_SECONDS": 120.0,  # a created payment or payout is asked about after this long
+    "HOOKHUB_WATCH_GIVE_UP_SECONDS": 86400.0,  # a watched payment still unpaid this long is expired
 }
 
 _TYPES: dict[str, type] = {
@@ -59,9 +64,11 @@ _TYPES: dict[str, type] = {
     "HOOKHUB_RETRY_MAX_SECONDS": float,
     "HOOKHUB_SCHEDULER": bool,
     "HOOKHUB_SCHEDULER_INTERVAL": float,
+    "HOOKHUB_WATCH_AFTER_SECONDS": float,
+    "HOOKHUB_WATCH_GIVE_UP_SECONDS": float,
 }
 
-_MAY_BE_ZERO = {"HOOKHUB_PROXY_HOPS"}
+_MAY_BE_ZERO = {"HOOKHUB_PROXY_HOPS", "HOOKHUB_WATCH_AFTER_SECONDS"}
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -85,34 +92,86 @@ def _coerce(name: str, value: Any) -> Any:
     return number
 
 
-def load(app: Flask, overrides: Mapping[str, Any] | None, environ: Mapping[str, str], *,
-         generate_key: bool = True) -> None:
-    """Fill ``app.config`` from every layer and derive what Flask itself needs.
+class Settings(dict[str, Any]):
+    """Every ``HOOKHUB_*`` setting after all layers, with the instance folder they were read from."""
+
+    def __init__(self, values: Mapping[str, Any], instance_path: str):
+        super().__init__(values)
+        self.instance_path = instance_path
+
+
+def default_instance_path() -> str:
+    """Where the instance folder is unless ``HOOKHUB_INSTANCE_PATH`` says: as Flask finds it.
+
+    Beside the package in a checkout; ``<prefix>/var/hookhub-instance`` when hookhub is installed
+    into an environment's site-packages.
+    """
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    prefix = os.path.abspath(sys.prefix)
+    if package_parent.startswith(prefix + os.sep):
+        return os.path.join(prefix, "var", "hookhub-instance")
+    return os.path.join(package_parent, "instance")
+
+
+def _read_config_file(path: str) -> dict[str, Any]:
+    """Upper-case names a Python config file sets (as Flask's ``from_pyfile``); {} when absent."""
+    try:
+        with open(path, "rb") as handle:
+            source = handle.read()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    namespace: dict[str, Any] = {"__file__": path}
+    try:
+        exec(compile(source, path, "exec"), namespace)  # noqa: S102 - the operator's own config file
+    except Exception as exc:
+        raise ConfigError(f"{path}: {type(exc).__name__}: {exc}") from None
+    return {k: v for k, v in namespace.items() if k.isupper()}
+
+
+def read(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None, *,
+         instance_path: str | None = None, generate_key: bool = True) -> Settings:
+    """Every setting from every layer, checked and coerced; ``ConfigError`` names what is wrong.
 
     With ``generate_key=False`` an unset secret key is read from the instance folder if one was
-    generated there, and is otherwise left None: for commands that only look.
+    generated there, and is otherwise left None: for commands and clients that must write nothing.
     """
-    app.config.from_mapping(DEFAULTS)
-    config_file = environ.get("HOOKHUB_CONFIG_FILE") or os.path.join(app.instance_path, "hookhub.cfg")
-    app.config.from_pyfile(config_file, silent=True)
-    app.config.update({k: v for k, v in environ.items() if k.startswith("HOOKHUB_")})
-    app.config.update(overrides or {})
-    for name in list(app.config):
+    environ = os.environ if environ is None else environ
+    instance_path = instance_path or environ.get("HOOKHUB_INSTANCE_PATH") or default_instance_path()
+    if not os.path.isabs(instance_path):
+        raise ConfigError(f"the instance folder must be an absolute path, not {instance_path!r}")
+    values: dict[str, Any] = dict(DEFAULTS)
+    config_file = environ.get("HOOKHUB_CONFIG_FILE") or os.path.join(instance_path, "hookhub.cfg")
+    values.update(_read_config_file(config_file))
+    values.update({k: v for k, v in environ.items() if k.startswith("HOOKHUB_")})
+    values.update(overrides or {})
+    for name in list(values):
         if name.startswith("HOOKHUB_"):
-            app.config[name] = _coerce(name, app.config[name])
+            values[name] = _coerce(name, values[name])
 
-    _check_logging(app.config)
-    if not app.config["HOOKHUB_DATABASE_URL"]:
-        os.makedirs(app.instance_path, exist_ok=True)
-        app.config["HOOKHUB_DATABASE_URL"] = "sqlite:///" + os.path.join(app.instance_path, "hookhub.sqlite3")
-    if not app.config["HOOKHUB_SECRET_KEY"]:
-        app.config["HOOKHUB_SECRET_KEY"] = (_instance_secret_key(app.instance_path) if generate_key
-                                            else _existing_instance_key(app.instance_path))
-    public_url = app.config["HOOKHUB_PUBLIC_URL"]
+    _check_logging(values)
+    if not values["HOOKHUB_DATABASE_URL"]:
+        if generate_key:  # a server about to create its store there
+            os.makedirs(instance_path, exist_ok=True)
+        values["HOOKHUB_DATABASE_URL"] = "sqlite:///" + os.path.join(instance_path, "hookhub.sqlite3")
+    if not values["HOOKHUB_SECRET_KEY"]:
+        values["HOOKHUB_SECRET_KEY"] = (_instance_secret_key(instance_path) if generate_key
+                                        else _existing_instance_key(instance_path))
+    public_url = values["HOOKHUB_PUBLIC_URL"]
     if public_url:
-        app.config["HOOKHUB_PUBLIC_URL"] = public_url.rstrip("/")
-    app.config["SECRET_KEY"] = app.config["HOOKHUB_SECRET_KEY"]
-    app.config["MAX_CONTENT_LENGTH"] = app.config["HOOKHUB_MAX_BODY_BYTES"]
+        values["HOOKHUB_PUBLIC_URL"] = public_url.rstrip("/")
+    return Settings(values, instance_path)
+
+
+def load(app: Any, overrides: Mapping[str, Any] | None, environ: Mapping[str, str], *,
+         generate_key: bool = True) -> Settings:
+    """Fill a Flask app's config from ``read`` and derive what Flask itself needs."""
+    settings = read(environ, overrides, instance_path=app.instance_path, generate_key=generate_key)
+    app.config.update(settings)
+    app.config["SECRET_KEY"] = settings["HOOKHUB_SECRET_KEY"]
+    app.config["MAX_CONTENT_LENGTH"] = settings["HOOKHUB_MAX_BODY_BYTES"]
+    return settings
 
 
 def _check_logging(config: dict[str, Any]) -> None:

@@ -7,20 +7,12 @@ from datetime import datetime
 from typing import Any, Literal
 
 from . import jsonutil
+from .states import EVENT_TYPES
 
-EVENT_TYPES = (
-    "payment.approved",
-    "payment.declined",
-    "payment.pending",
-    "payment.canceled",
-    "payment.refunded",
-    "payment.mismatch",
-    "payout.succeeded",
-    "payout.failed",
-    "payout.pending",
-)
+__all__ = ["EVENT_TYPES", "Event", "Source"]
 
-Source = Literal["callback", "return", "poll", "replay"]
+
+Source = Literal["callback", "return", "poll", "client", "replay"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,9 @@
-"""The Hub: one per app, holding the plugin manager, providers, store, pipeline and scheduler."""
+"""The Hub: the one composition root. Settings in; plugins, providers, store and the flow out.
+
+The server (``create_app``), the ``hookhub`` commands and a shop's standalone clients
+(``hookhub.client``, ``start_payment``) all get theirs from here. A hub starts no thread by being
+built: the server starts its scheduler, nothing else does.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +12,15 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from flask import Flask
+from sqlalchemy.engine import make_url
 
-from . import logs, plugins, redact
+from . import config, logs, plugins, redact
 from .delivery import BATCH, Deliverer
 from .errors import ConfigError, SchemaError, StoreUnavailable
+from .outbound import Watch
 from .pipeline import Pipeline
 from .registry import Registry
 from .retry import RetryPolicy
@@ -51,51 +57,90 @@ os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
                     after_in_child=_after_fork_in_child)
 
 
+class StoreWatchBook:
+    """Puts what providers create on record in the hub's store, for the servers to watch.
+
+    Never raises: the provider has already acted when a watch is put, and an exception here would
+    make a shop retry a payout that was made. A watch that could not be recorded is logged and
+    remembered, so that ``start_payment``/``start_payout`` answer ``watched=False``.
+    """
+
+    def __init__(self, hub: Hub):
+        self.hub = hub
+        self.unrecorded: dict[tuple[str, str, str], str] = {}
+
+    def put(self, provider: str, watch: Watch) -> None:
+        try:
+            self.hub.prepare_store()
+            self.hub.store.put_watch(provider, watch)
+        except (SchemaError, StoreUnavailable) as exc:
+            log.error("%s: %s %s could not be put on record, so nothing will ask the provider about it: %s",
+                      provider, watch.kind, watch.order_id, exc)
+            self.unrecorded[(provider, watch.kind, watch.order_id)] = str(exc)
+            return
+        self.unrecorded.pop((provider, watch.kind, watch.order_id), None)
+        self.hub.scheduler.wake()
+
+    def recorded(self, provider: str, kind: str, order_id: str) -> bool:
+        """Whether the last watch put for this order reached the store."""
+        return (provider, kind, order_id) not in self.unrecorded
+
+
 class Hub:
-    def __init__(self, config: dict[str, Any], extra_plugins: Iterable[Any] = ()):
-        self.pm = plugins.load(config, extra_plugins)
+    def __init__(self, settings: Mapping[str, Any], extra_plugins: Iterable[Any] = (), *, handlers: bool = True):
+        """Build everything ``settings`` (``hookhub.config.read``) describe.
+
+        ``handlers=False`` is a shop's standalone client: no handler module is imported and no
+        logging is configured (the shop's process has its own).
+        """
+        self.settings = settings
+        self.pm = plugins.load(settings, extra_plugins, handlers=handlers)
         self.hooks = plugins.Hooks(self.pm)
-        self.store = Store(config["HOOKHUB_DATABASE_URL"], timeout=config["HOOKHUB_STORE_TIMEOUT"],
-                           pool_size=config["HOOKHUB_DATABASE_POOL_SIZE"])
+        self.store = Store(settings["HOOKHUB_DATABASE_URL"], timeout=settings["HOOKHUB_STORE_TIMEOUT"],
+                           pool_size=settings["HOOKHUB_DATABASE_POOL_SIZE"])
         self._store_ready = False
         self._store_checked_at = -STORE_RECHECK_SECONDS
         self._store_problem = ""
         self._store_problem_logged_at = 0.0
         self._store_check_lock = threading.Lock()
+        self.watches = StoreWatchBook(self)
         try:
-            self.registry = Registry(self.hooks.register_providers(), config, memo_for=self.store.memo)
+            self.registry = Registry(self.hooks.register_providers(), settings, memo_for=self.store.memo,
+                                     watches=self.watches)
         except BaseException:
             self.store.close()
             raise
-        self.handlers = self.hooks.handlers()
-        self.secrets = self.registry.secrets() + [config["HOOKHUB_SECRET_KEY"]]
-        if config.get("HOOKHUB_METRICS_TOKEN"):
-            self.secrets.append(config["HOOKHUB_METRICS_TOKEN"])
+        self.handlers = self.hooks.handlers() if handlers else {}
+        self.secrets = self.registry.secrets() + [v for v in (settings["HOOKHUB_SECRET_KEY"],
+                                                              settings.get("HOOKHUB_METRICS_TOKEN")) if v]
         if self.store.engine.url.password:  # a driver's error may quote its connection string
             self.secrets.append(str(self.store.engine.url.password))
         self.secret_filter = redact.SecretFilter(self.secrets)
         log.addFilter(self.secret_filter)
-        logs.configure(config, self.secret_filter)
+        if handlers:
+            logs.configure(settings, self.secret_filter)
 
         def policy(attempts_key: str) -> RetryPolicy:
-            return RetryPolicy(config["HOOKHUB_RETRY_BASE_SECONDS"], config["HOOKHUB_RETRY_MAX_SECONDS"],
-                               config[attempts_key])
+            return RetryPolicy(settings["HOOKHUB_RETRY_BASE_SECONDS"], settings["HOOKHUB_RETRY_MAX_SECONDS"],
+                               settings[attempts_key])
 
-        self.scheduler = Scheduler(self.run_due_work, config["HOOKHUB_SCHEDULER_INTERVAL"])
+        self.scheduler = Scheduler(self.run_due_work, settings["HOOKHUB_SCHEDULER_INTERVAL"])
         # A lease must outlast the longest attempt, or a slow handler's job would be claimed twice.
-        self.lease = max(config["HOOKHUB_LEASE_SECONDS"], config["HOOKHUB_HANDLER_TIMEOUT"] * 2)
+        self.lease = max(settings["HOOKHUB_LEASE_SECONDS"], settings["HOOKHUB_HANDLER_TIMEOUT"] * 2)
         self.deliverer = Deliverer(self.store, self.handlers, policy("HOOKHUB_DELIVERY_MAX_ATTEMPTS"),
-                                   self.secrets, lease=self.lease, timeout=config["HOOKHUB_HANDLER_TIMEOUT"])
+                                   self.secrets, lease=self.lease, timeout=settings["HOOKHUB_HANDLER_TIMEOUT"])
         self.pipeline = Pipeline(self.store, self.registry, self.hooks, list(self.handlers),
                                  policy("HOOKHUB_VERIFY_MAX_ATTEMPTS"), self.secrets,
-                                 on_new_work=self.scheduler.wake)
+                                 on_new_work=self.scheduler.wake,
+                                 watch_after=settings["HOOKHUB_WATCH_AFTER_SECONDS"],
+                                 watch_give_up=settings["HOOKHUB_WATCH_GIVE_UP_SECONDS"])
         _live_hubs.add(self)
 
     @staticmethod
-    def of(app: Flask) -> Hub:
+    def of(app: Any) -> Hub:
         try:
             return app.extensions["hookhub"]
-        except KeyError:
+        except (KeyError, AttributeError):
             raise ConfigError("this Flask app was not made by hookhub.create_app") from None
 
     def prepare_store(self) -> None:
@@ -143,12 +188,13 @@ class Hub:
         return True
 
     def run_due_work(self) -> int:
-        """One round of background work: due re-verifications, then due deliveries; how many ran."""
+        """One round of background work: due checks with providers (re-checks and watches), then due
+        deliveries; how many jobs ran."""
         if not self.store_ready():
             return 0
         done = 0
         providers = list(self.registry.enabled)
-        while done < ROUND_LIMIT:
+        while done < ROUND_LIMIT // 2:  # checks never take the whole round: deliveries get theirs
             job = self.store.claim_verification(providers, lease=self.lease)
             if job is None:
                 break
@@ -167,3 +213,47 @@ class Hub:
         log.removeFilter(self.secret_filter)
         logs.forget(self.secret_filter)
         self.store.close()
+
+
+# -- standalone hubs: a shop's own process using the clients ----------------------------------------
+
+_standalone: dict[tuple[tuple[str, str], ...], Hub] = {}
+_standalone_lock = threading.Lock()
+
+
+def standalone(settings: Mapping[str, Any] | None = None) -> Hub:
+    """The hub of a process that is not hookhub's server, for its clients; built once per settings.
+
+    Without ``settings`` it reads the ``HOOKHUB_*`` environment (and the instance config file)
+    as the server does; with them, those settings alone. It loads no handler, starts no thread,
+    writes no secret key, and opens the store only when a watch is put on record.
+    """
+    source = dict(os.environ) if settings is None else {str(k): v for k, v in settings.items()}
+    key = tuple(sorted((k, repr(v)) for k, v in source.items() if k.startswith("HOOKHUB_")))
+    with _standalone_lock:
+        hub = _standalone.get(key)
+        if hub is None:
+            if settings is None:
+                read = config.read(source, generate_key=False)
+            else:
+                read = config.read({}, source, instance_path=source.get("HOOKHUB_INSTANCE_PATH"), generate_key=False)
+            _ensure_sqlite_folder(read["HOOKHUB_DATABASE_URL"])
+            hub = _standalone[key] = Hub(read, handlers=False)
+        return hub
+
+
+def _ensure_sqlite_folder(url: str) -> None:
+    """The folder of a SQLite store, made when missing, so a shop that starts payments before the
+    server ever ran still records them."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        os.makedirs(os.path.dirname(os.path.abspath(parsed.database)), exist_ok=True)
+
+
+def close_standalone() -> None:
+    """Close every standalone hub of this process (their store connections); the next use builds anew."""
+    with _standalone_lock:
+        hubs = list(_standalone.values())
+        _standalone.clear()
+    for hub in hubs:
+        hub.close()

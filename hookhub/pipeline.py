@@ -1,7 +1,8 @@
 """The one place the request flow lives: ingest -> verify -> fetch -> reconcile -> (deliver).
 
-Callbacks, returns and the background re-checks all go through ``Pipeline``; the web layer only
-turns its ``Handled`` results into HTTP answers, and the scheduler only feeds it due jobs.
+Callbacks, returns, the background re-checks and the watches on what shops created all go through
+``Pipeline``; the web layer only turns its ``Handled`` results into HTTP answers, and the scheduler
+only feeds it due jobs.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import enum
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from . import metrics, redact
@@ -22,14 +24,14 @@ from .plugins import Hooks
 from .providers import Provider
 from .registry import Registry
 from .retry import RetryPolicy
-from .states import TransactionState, is_transition
+from .states import TransactionState, is_settled, is_transition
 from .store import Store, VerificationJob, new_event_id, utcnow
 
 log = logging.getLogger("hookhub")
 
 MAX_REFERENCE_LENGTH = 128
 # Printable ASCII without spaces, quotes, angle brackets or backslashes: every provider's ids fit.
-_REFERENCE = re.compile(r"^[A-Za-z0-9._:@+/=~-]+$")
+_REFERENCE = re.compile(r"[A-Za-z0-9._:@+/=~-]+")
 # Background re-checks of a reference the provider does not know or refuses. Few, because anyone can
 # make up a reference, and each re-check is a call to the provider's API.
 UNCONFIRMED_RECHECKS = 3
@@ -104,7 +106,7 @@ def check_reference(reference: object) -> str:
     if len(reference) > MAX_REFERENCE_LENGTH:
         raise InvalidRequest(f"the transaction reference is longer than {MAX_REFERENCE_LENGTH} characters",
                              code="reference_too_long")
-    if not _REFERENCE.match(reference):
+    if not _REFERENCE.fullmatch(reference):
         raise InvalidRequest("the transaction reference has characters no provider id has",
                              code="malformed_reference")
     return reference
@@ -113,12 +115,18 @@ def check_reference(reference: object) -> str:
 class Pipeline:
     def __init__(self, store: Store, registry: Registry, hooks: Hooks, handler_names: Sequence[str],
                  verify_policy: RetryPolicy, secrets: Sequence[str] = (),
-                 on_new_work: Callable[[], None] = lambda: None):
+                 on_new_work: Callable[[], None] = lambda: None, watch_after: float = 120.0,
+                 watch_give_up: float = 86400.0):
         self.store = store
         self.registry = registry
         self.hooks = hooks
         self.handler_names = list(handler_names)
         self.verify_policy = verify_policy
+        # A watch asks until the provider's answer is final, however long that takes before its
+        # deadline: the same backoff as re-checks, without their limit on attempts.
+        self.watch_policy = RetryPolicy(verify_policy.base, verify_policy.cap, max_attempts=2**31)
+        self.watch_after = watch_after
+        self.watch_give_up = watch_give_up
         self.secrets = list(secrets)
         self.on_new_work = on_new_work
 
@@ -264,6 +272,11 @@ class Pipeline:
         except Exception as exc:  # a plugin bug must cost a retry, never a 500 or a lost call
             log.exception("%s: fetch of %s failed unexpectedly", provider.name, trigger.reference)
             return _Fetched(problem=Problem.UNAVAILABLE, detail=f"fetch raised {type(exc).__name__}")
+        return self._judge(provider, state, before_waiting)
+
+    def _judge(self, provider: Provider, state: TransactionState,
+               before_waiting: Callable[[], object] = lambda: None) -> _Fetched:
+        """``state`` with secrets scrubbed, and an approval the merchant did not expect as a mismatch."""
         state = dataclasses.replace(state, raw=redact.scrub_mapping(state.raw, self.secrets))
         if state.kind != "payment" or state.status != "approved" or not self.hooks.expects_payments:
             return _Fetched(state)
@@ -293,7 +306,7 @@ class Pipeline:
         assert state is not None
         with self.store.locked(provider.name, state.lock_key) as tx:
             current = tx.current.status if tx.current else None
-            if is_transition(current, state.status):
+            if is_transition(current, state.status, state.kind):
                 event_id, outcome = new_event_id(), "event"
             else:
                 latest = tx.latest_event()
@@ -318,6 +331,9 @@ class Pipeline:
 
     def run_verification(self, job: VerificationJob) -> None:
         """Re-check one deferred verification; reschedule it until the provider gives a final answer."""
+        if job.watch is not None:
+            self.run_watch(job)
+            return
         provider = self.registry.get(job.provider)
         if provider is None:
             self._retry_verification(job, "provider is not configured in this process")
@@ -348,3 +364,102 @@ class Pipeline:
             log.error("%s: gave up verifying %s after %d attempts: %s", job.provider, job.trigger.reference,
                       attempts, error)
         self.store.verification_failed(job, error, retry_at)
+
+    # -- watches on what shops created -------------------------------------------------------------
+
+    def run_watch(self, job: VerificationJob) -> None:
+        """Check one watched payment or payout with its provider; reschedule it until the answer is final.
+
+        What the creating call itself answered is reconciled first (source ``client``). A watch
+        whose order a callback or a return already settled costs no call to the provider. A
+        payment still unpaid at its deadline is expired (``payment.expired``); a payout whose
+        provider still knows nothing of it then is given up, for an operator to look at.
+        """
+        watch = job.watch
+        assert watch is not None
+        provider = self.registry.get(job.provider)
+        if provider is None:  # claims pick enabled providers only; it was turned off meanwhile
+            self.store.watch_checked(job, answer="not asked", retry_at=self._watch_retry(job),
+                                     error=f"provider {job.provider!r} is not configured in this process")
+            return
+        assert job.created_at is not None
+        # When to ask first and when to give up are this server's settings, counted from the creation.
+        first_check = job.created_at + timedelta(seconds=self.watch_after)
+        deadline = job.created_at + timedelta(seconds=self.watch_give_up)
+        if watch.answer is not None:
+            self._conclude(provider, job, watch.answer, source="client")
+            return
+        held = self.store.order_status(provider.name, watch.kind, watch.order_id)
+        if is_settled(held) and held != "expired":
+            self.store.watch_checked(job, status="settled", answer=f"{held}, as hookhub already knew")
+            return
+        if utcnow() < first_check:  # the provider's own word (a callback, a return) is awaited first
+            self.store.watch_scheduled(job, first_check=first_check, deadline=deadline)
+            return
+        try:
+            state = provider.poll(watch)
+        except ProviderNotFound as exc:
+            state, detail = None, f"not known to the provider: {exc}"
+        except ProviderError as exc:  # unavailable, refused credentials, an error answer: ask again later
+            metrics.verification_failed(provider.name, "watch_no_answer")
+            self.store.watch_checked(job, answer="no answer", retry_at=self._watch_retry(job), error=str(exc))
+            return
+        except ValidationError as exc:
+            self.store.watch_checked(job, status="gave_up", answer="cannot be asked", error=exc.message)
+            return
+        except Exception as exc:  # a plugin bug must cost a retry, never the watch
+            log.exception("%s: poll of %s %s failed unexpectedly", provider.name, watch.kind, watch.order_id)
+            self.store.watch_checked(job, answer="no answer", retry_at=self._watch_retry(job),
+                                     error=f"poll raised {type(exc).__name__}")
+            return
+        else:
+            detail = "not paid yet" if state is None else state.status
+        if state is not None and (state.kind != watch.kind or state.status != "pending" or watch.kind == "payout"):
+            # A payment still pending is what its creator already knows: no event for that.
+            self._conclude(provider, job, state, source="poll")
+            return
+        if utcnow() >= deadline:
+            self._expire(provider, job, detail)
+            return
+        self.store.watch_checked(job, answer=detail, retry_at=min(self._watch_retry(job), deadline), deadline=deadline)
+
+    def _conclude(self, provider: Provider, job: VerificationJob, state: TransactionState, *, source: str) -> None:
+        watch = job.watch
+        assert watch is not None
+        if state.kind != watch.kind:
+            self.store.watch_checked(job, status="gave_up", answer="unusable answer",
+                                     error=f"asked about a {watch.kind}, the plugin answered a {state.kind}")
+            return
+        fetched = self._judge(provider, state)
+        if fetched.state is None:  # the merchant's expected-payment hook failed: ask again later
+            self.store.watch_checked(job, answer=state.status, retry_at=self._watch_retry(job), error=fetched.detail)
+            return
+        self._reconcile(provider, fetched, source=source, call=None, http_status=0, reference=watch.reference)
+        if is_settled(state.status):
+            self.store.watch_checked(job, status="settled", answer=fetched.state.status)
+        elif source == "client":  # the creating call's answer: the provider's own word is awaited first
+            self.store.watch_checked(job, answer=state.status, retry_at=utcnow() + timedelta(seconds=self.watch_after))
+        else:
+            self.store.watch_checked(job, answer=state.status, retry_at=self._watch_retry(job))
+
+    def _expire(self, provider: Provider, job: VerificationJob, detail: str) -> None:
+        watch = job.watch
+        assert watch is not None
+        if watch.kind != "payment":
+            self.store.watch_checked(job, status="gave_up", answer=detail,
+                                     error="the provider gave no final answer before the deadline; look at it "
+                                           "with the provider before paying again")
+            return
+        expired = TransactionState(
+            status="expired", transaction_id=watch.reference, order_id=watch.order_id, amount=watch.amount,
+            currency=watch.currency, key=watch.key or watch.order_id,
+            raw={"reason": "not paid before HOOKHUB_WATCH_GIVE_UP_SECONDS ran out", "last_answer": detail})
+        self._reconcile(provider, _Fetched(expired), source="poll", call=None, http_status=0,
+                        reference=watch.reference)
+        self.store.watch_checked(job, status="expired", answer=detail)
+
+    def _watch_retry(self, job: VerificationJob) -> datetime:
+        """When to ask again: with backoff."""
+        retry_at = self.watch_policy.next_at(job.attempts)
+        assert retry_at is not None
+        return retry_at

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import pluggy
@@ -62,15 +62,19 @@ def _plugin_name(plugin: Any) -> str:
     return f"{owner.__module__}.{owner.__qualname__}"
 
 
-def load(config: dict[str, Any], extra: Iterable[Any] = ()) -> PluginManager:
-    """Build the app's plugin manager from configuration; raise ``ConfigError`` on any problem."""
+def load(config: Mapping[str, Any], extra: Iterable[Any] = (), *, handlers: bool = True) -> PluginManager:
+    """Build the app's plugin manager from configuration; raise ``ConfigError`` on any problem.
+
+    ``handlers=False`` leaves ``HOOKHUB_HANDLERS`` unimported: a shop's own process using the
+    clients needs the providers only, never the handlers' modules.
+    """
     pm = PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs)
     for name in _split(config.get("HOOKHUB_DISABLED_PLUGINS")):
         pm.set_blocked(name)
     try:
         pm.load_setuptools_entrypoints(PROJECT)
-        for path in _split(config.get("HOOKHUB_HANDLERS")):
+        for path in _split(config.get("HOOKHUB_HANDLERS")) if handlers else ():
             if pm.is_blocked(path):
                 continue
             try:

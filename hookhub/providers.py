@@ -9,6 +9,10 @@ provider's settings, and from then on calls it in this order for every inbound c
     ... hookhub reconciles and records ...
     reply = provider.acknowledge(call)            # callbacks only: what the provider expects back
 
+A provider that can start payments or payouts for a shop (``hookhub.start_payment``,
+``hookhub.start_payout``) implements ``start_payment``/``start_payout``, puts what it creates on record
+with ``self.watch(...)``, and answers ``poll`` when hookhub's servers ask about it later.
+
 Methods are called from several threads at once (web workers and the background scheduler), so keep
 instances free of per-call state.
 """
@@ -22,6 +26,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol
 
 from .calls import InboundCall, Reply, Trigger
+from .errors import ConfigError
+from .outbound import Checkout, PaymentRequest, Payout, PayoutRequest, Watch
 from .states import TransactionState
 
 
@@ -71,6 +77,22 @@ class LocalMemo:
         self._values[key] = value
 
 
+class WatchBook(Protocol):
+    """Where a provider puts what it created on record: the store the servers watch from."""
+
+    def put(self, provider: str, watch: Watch) -> None: ...
+
+
+class LocalWatchBook:
+    """Watches kept in this process only; what a provider has until hookhub attaches the store's."""
+
+    def __init__(self) -> None:
+        self.watches: list[Watch] = []
+
+    def put(self, provider: str, watch: Watch) -> None:
+        self.watches.append(watch)
+
+
 class Provider(abc.ABC):
     """Base class of every payment provider plugin.
 
@@ -95,15 +117,17 @@ class Provider(abc.ABC):
     return_methods: ClassVar[frozenset[str]] = frozenset({"GET"})
     needs_public_url: ClassVar[bool] = False
 
-    def __init__(self, config: Mapping[str, str], *, timeout: float = 10.0, memo: Memo | None = None):
+    def __init__(self, config: Mapping[str, str], *, timeout: float = 10.0, memo: Memo | None = None,
+                 watches: WatchBook | None = None):
         """``config`` maps each setting's ``name`` to its value (defaults already applied).
 
         ``timeout`` is the limit in seconds hookhub wants on every outgoing call; ``memo`` is this
-        provider's durable memory (see ``Memo``).
+        provider's durable memory (see ``Memo``); ``watches`` is where ``watch`` records.
         """
         self.config = dict(config)
         self.timeout = timeout
         self.memo: Memo = memo if memo is not None else LocalMemo()
+        self.watches: WatchBook = watches if watches is not None else LocalWatchBook()
 
     @functools.cached_property
     def client(self) -> Any:
@@ -150,6 +174,46 @@ class Provider(abc.ABC):
         Return a few words on what answered; raise ``ProviderError`` when the API cannot be reached
         or refuses the credentials. The default returns None: the plugin does not say how to reach
         its API, and ``hookhub check`` reports the provider as not checked.
+        """
+        return None
+
+    # -- the outbound half: what a shop starts, and what hookhub watches ------------------------------
+
+    def watch(self, watch: Watch) -> None:
+        """Put what this provider just created on record, so that hookhub's servers watch it.
+
+        Call it from your client's create/transfer methods (and so from ``start_payment`` and
+        ``start_payout``) as soon as the provider answered, and also when a payout's creation got
+        a 5xx or no answer: the provider may have acted. Recording the same order again replaces
+        the earlier watch (a buyer who starts over).
+        """
+        self.watches.put(self.name, watch)
+
+    def start_payment(self, request: PaymentRequest) -> Checkout:
+        """Create a payment at the provider for ``request`` and say where the buyer goes next.
+
+        Called by ``hookhub.start_payment`` after the order id, amount and currency were checked.
+        Raise ``ValidationError`` naming the field for input the provider would refuse, before
+        sending anything; raise a ``ProviderError`` for the provider's refusals. Record the
+        payment with ``self.watch``. The default refuses: the plugin cannot start payments.
+        """
+        raise ConfigError(f"provider {self.name!r} cannot start payments (its plugin does not implement it)")
+
+    def start_payout(self, request: PayoutRequest) -> Payout:
+        """Make a payout for ``request``; same rules as ``start_payment``.
+
+        A definite refusal (a 4xx) raises. A 5xx or no answer must not: record the watch and
+        answer a ``Payout`` with status ``pending``, since the provider may have paid.
+        """
+        raise ConfigError(f"provider {self.name!r} cannot make payouts (its plugin does not implement it)")
+
+    def poll(self, watch: Watch) -> TransactionState | None:
+        """Ask the provider about a watched payment or payout; called by the servers' background work.
+
+        Answer its state (``kind`` and ``key`` as ``watch`` says), or None while the provider
+        knows nothing of it yet (a payment the buyer has not paid). Raise ``ProviderUnavailable``
+        when the provider cannot answer now (hookhub asks again with backoff). The default says
+        nothing is known, so an unpaid payment of such a plugin ends as ``payment.expired``.
         """
         return None
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .errors import ConfigError
-from .providers import Memo, Provider
+from .providers import Memo, Provider, WatchBook
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
@@ -51,13 +51,14 @@ class Registry:
     """Registered provider classes, and instances of the configured ones."""
 
     def __init__(self, classes: list[type[Provider]], config: Mapping[str, Any],
-                 memo_for: Callable[[str], Memo] | None = None):
+                 memo_for: Callable[[str], Memo] | None = None, watches: WatchBook | None = None):
         self.statuses: dict[str, ProviderStatus] = {}
         self.enabled: dict[str, Provider] = {}
         for cls in classes:
-            self._add(cls, config, memo_for)
+            self._add(cls, config, memo_for, watches)
 
-    def _add(self, cls: type[Provider], config: Mapping[str, Any], memo_for: Callable[[str], Memo] | None) -> None:
+    def _add(self, cls: type[Provider], config: Mapping[str, Any], memo_for: Callable[[str], Memo] | None,
+             watches: WatchBook | None) -> None:
         status = provider_status(cls, config)
         name = status.name
         if name in self.statuses:
@@ -71,10 +72,25 @@ class Registry:
                 raise ConfigError(f"provider {name!r} verifies signed URLs: set HOOKHUB_PUBLIC_URL")
             values = {s.name: config.get(s.variable(name)) or s.default for s in cls.settings}
             self.enabled[name] = cls(values, timeout=float(config.get("HOOKHUB_HTTP_TIMEOUT", 10.0)),
-                                     memo=memo_for(name) if memo_for else None)
+                                     memo=memo_for(name) if memo_for else None, watches=watches)
 
     def get(self, name: str) -> Provider | None:
         return self.enabled.get(name)
+
+    def require(self, name: str) -> Provider:
+        """The configured provider ``name``, or ``ConfigError`` saying what it still needs."""
+        provider = self.enabled.get(name)
+        if provider is None:
+            raise ConfigError(f"provider {name!r} is not configured: {self.why_not(name)}")
+        return provider
+
+    def why_not(self, name: str) -> str:
+        """Why ``name`` is not enabled, in a few words."""
+        status = self.statuses.get(name)
+        if status is None:
+            known = ", ".join(sorted(self.statuses)) or "none"
+            return f"no plugin registers it (registered: {known})"
+        return f"set {', '.join(status.missing)}"
 
     def secrets(self) -> list[str]:
         return [value for provider in self.enabled.values() for value in provider.secrets()]

@@ -1,7 +1,8 @@
-"""What a provider says a transaction is, and which changes of that are real.
+"""The lifecycle of payments and payouts, defined once: statuses, which changes are real, event types.
 
 The state machine is monotonic: a transaction only moves forward, so a stale or replayed answer can
-never undo a later one (a late "pending" never overwrites "approved").
+never undo a later one (a late "pending" never overwrites "approved"). Event types, the buyer's
+result pages and the public status lists are all derived from the tables here.
 """
 
 from __future__ import annotations
@@ -12,43 +13,66 @@ from typing import Any, Literal
 
 Kind = Literal["payment", "payout"]
 
-PAYMENT_STATUSES = ("pending", "approved", "declined", "canceled", "refunded", "mismatch")
-PAYOUT_STATUSES = ("pending", "succeeded", "failed")
-
-# status -> the statuses it may move to. Anything not listed is stale or a duplicate.
-# approved -> canceled is a void of an authorization; mismatch can still be refunded or voided.
-# A decline ends one attempt, not the order: where a provider keys state by order (Monri's
-# order_number, a Monext session), the buyer may retry and pay, and that approval must not be lost.
-# The reverse never happens: nothing moves an approved payment back to declined.
-_NEXT: dict[str, frozenset[str]] = {
-    "pending": frozenset({"approved", "declined", "canceled", "refunded", "mismatch", "succeeded", "failed"}),
-    "approved": frozenset({"refunded", "canceled"}),
-    "mismatch": frozenset({"refunded", "canceled"}),
-    "declined": frozenset({"approved", "mismatch"}),
-    "canceled": frozenset(),
-    "refunded": frozenset(),
-    "succeeded": frozenset(),
-    "failed": frozenset(),
+# kind -> status -> the statuses it may move to. Anything not listed is stale or a duplicate.
+# - approved -> canceled is a void of an authorization; mismatch can still be refunded or voided.
+# - A decline ends one attempt, not the order: where a provider keys state by order (Monri's
+#   order_number, a Monext session), the buyer may retry and pay, and that approval must not be lost.
+# - expired is hookhub's own conclusion about a payment it watched that was never paid in time;
+#   a late payment is never lost, so it may still become approved (or mismatch).
+# The reverse never happens: nothing moves an approved payment back to declined or expired.
+LIFECYCLE: dict[str, dict[str, frozenset[str]]] = {
+    "payment": {
+        "pending": frozenset({"approved", "declined", "canceled", "refunded", "mismatch", "expired"}),
+        "approved": frozenset({"refunded", "canceled"}),
+        "mismatch": frozenset({"refunded", "canceled"}),
+        "declined": frozenset({"approved", "mismatch"}),
+        "expired": frozenset({"approved", "mismatch", "declined", "canceled"}),
+        "canceled": frozenset(),
+        "refunded": frozenset(),
+    },
+    "payout": {
+        "pending": frozenset({"succeeded", "failed"}),
+        "succeeded": frozenset(),
+        "failed": frozenset(),
+    },
 }
 
-FINAL_STATUSES = frozenset(s for s, nxt in _NEXT.items() if not nxt)
+PAYMENT_STATUSES = tuple(LIFECYCLE["payment"])
+PAYOUT_STATUSES = tuple(LIFECYCLE["payout"])
+EVENT_TYPES = tuple(f"{kind}.{status}" for kind, statuses in LIFECYCLE.items() for status in statuses)
+FINAL_STATUSES = frozenset(s for statuses in LIFECYCLE.values() for s, nxt in statuses.items() if not nxt)
+# What the buyer is told after a return, by the status hookhub holds: only a payment that went
+# through is a success; one being confirmed, or needing the merchant's eye (mismatch), is pending.
+BUYER_OUTCOME = {"approved": "success", "succeeded": "success", "pending": "pending", "mismatch": "pending"}
 
 
-def is_transition(current: str | None, new: str) -> bool:
+def buyer_outcome(status: str) -> str:
+    """``success``, ``failure`` or ``pending``: the page a buyer is sent to for ``status``."""
+    if status in BUYER_OUTCOME:
+        return BUYER_OUTCOME[status]
+    return "failure" if any(status in statuses for statuses in LIFECYCLE.values()) else "pending"
+
+
+def is_transition(current: str | None, new: str, kind: str = "payment") -> bool:
     """True when moving from ``current`` (None: never seen) to ``new`` is a real state change."""
     if current is None:
         return True
-    return new in _NEXT.get(current, frozenset())
+    return new in LIFECYCLE[kind].get(current, frozenset())
+
+
+def is_settled(status: str | None) -> bool:
+    """Whether the provider has given its word on a payment or payout: anything but pending."""
+    return status is not None and status != "pending"
 
 
 @dataclasses.dataclass(frozen=True)
 class TransactionState:
     """The authoritative state of one transaction, as fetched from the provider (or a signed callback).
 
-    Provider plugins build this in ``fetch``. ``amount`` is an int in minor units. ``key`` groups the
-    provider's records that belong to one payment (for example a refund that has its own transaction
-    id); it defaults to ``transaction_id`` and is what the per-transaction lock and the state machine
-    are keyed on.
+    Provider plugins build this in ``fetch`` and ``poll``. ``amount`` is an int in minor units.
+    ``key`` groups the provider's records that belong to one payment (for example a refund that has
+    its own transaction id); it defaults to ``transaction_id`` and is what the per-transaction lock
+    and the state machine are keyed on.
     """
 
     status: str
@@ -62,7 +86,9 @@ class TransactionState:
     key: str | None = None
 
     def __post_init__(self) -> None:
-        allowed = PAYMENT_STATUSES if self.kind == "payment" else PAYOUT_STATUSES
+        if self.kind not in LIFECYCLE:
+            raise ValueError(f"kind must be one of {tuple(LIFECYCLE)}, not {self.kind!r}")
+        allowed = tuple(LIFECYCLE[self.kind])
         if self.status not in allowed:
             raise ValueError(f"{self.kind} status must be one of {allowed}, not {self.status!r}")
         if isinstance(self.amount, bool) or not isinstance(self.amount, int):
@@ -83,3 +109,16 @@ class TransactionState:
     @property
     def event_type(self) -> str:
         return f"{self.kind}.{self.status}"
+
+    def to_plain(self) -> dict[str, Any]:
+        """The state as plain JSON-able values (datetimes as ISO 8601), for ``from_plain``."""
+        data = dataclasses.asdict(self)
+        data["occurred_at"] = self.occurred_at.isoformat() if self.occurred_at else None
+        return data
+
+    @classmethod
+    def from_plain(cls, data: dict[str, Any]) -> TransactionState:
+        values = dict(data)
+        if values.get("occurred_at"):
+            values["occurred_at"] = datetime.fromisoformat(values["occurred_at"])
+        return cls(**values)

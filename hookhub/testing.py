@@ -28,7 +28,9 @@ Fixtures:
     Every sandbox the installed plugins register, served on one loopback port and reset for each
     test. ``hookhub_sandbox["moncash"]`` is MonCash's: ``pay(...)`` makes a payment, ``callback``
     and ``buyer_return`` build the signed requests the provider and the buyer send, ``simulate``
-    does both and sends them.
+    does both and sends them. Payments created with a provider's client have the provider's payment
+    page on the sandbox; set the sandbox's ``hookhub_url`` to a server of the test's for its Pay,
+    Decline and Cancel buttons to notify it and send the browser back to it.
 ``hookhub_app_factory``
     Builds apps configured against the sandbox: every sandboxed provider enabled, a fresh SQLite
     store in the test's temporary folder, no background thread (call ``deliver(app)``).
@@ -85,9 +87,12 @@ def hookhub_sandbox_server() -> Iterator[SandboxServer]:
 
 @pytest.fixture
 def hookhub_sandbox(hookhub_sandbox_server: SandboxServer) -> SandboxServer:
-    """Every registered sandbox, its state forgotten before this test."""
-    for sandbox in hookhub_sandbox_server.sandboxes.values():
-        sandbox.reset()
+    """Every registered sandbox, its state forgotten before this test.
+
+    Each sandbox's ``hookhub_url`` (none unless the test sets one) and ``notify`` (on) are put
+    back too, so that what one test points at never receives another test's notifications.
+    """
+    hookhub_sandbox_server.reset()
     return hookhub_sandbox_server
 
 

@@ -269,6 +269,24 @@ def test_fetch_raises_the_typed_errors(acmepay):
     assert provider.fetch(Trigger(payment.transaction_id)) == state
 
 
+# -- payments a shop starts -----------------------------------------------------------------------
+
+
+def test_a_payment_started_through_hookhub_is_watched_until_paid(hookhub_app_factory, acmepay, shop):
+    app = hookhub_app_factory(config={**acmepay.settings(), "HOOKHUB_WATCH_AFTER_SECONDS": 0}, plugins=[shop],
+                              providers=[])
+    checkout = hookhub.start_payment("acmepay", order_id="order-3100", amount=2500, currency="EUR", app=app)
+    assert checkout.redirect_url == f"{acmepay.url}/checkout/{checkout.reference}"
+    deliver(app)  # open: not paid yet, and nothing is made of it
+    assert shop.events == []
+    acmepay.set_state(checkout.reference, "succeeded")
+    deliver(app)
+    assert [(e.type, e.order_id, e.amount, e.source) for e in shop.events] == [
+        ("payment.approved", "order-3100", 2500, "poll")]
+    with pytest.raises(hookhub.ValidationError, match="colour"):
+        hookhub.start_payment("acmepay", order_id="order-3101", amount=1, currency="EUR", app=app, colour="red")
+
+
 # -- the public API is enough ----------------------------------------------------------------------
 
 

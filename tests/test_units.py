@@ -70,11 +70,21 @@ def test_result_tokens_are_signed_and_expire():
     ("approved", "pending", False), ("approved", "approved", False), ("approved", "refunded", True),
     ("approved", "canceled", True), ("declined", "approved", True), ("approved", "declined", False),
     ("declined", "pending", False), ("canceled", "approved", False),
-    ("refunded", "approved", False), ("mismatch", "approved", False), ("pending", "succeeded", True),
-    ("succeeded", "failed", False),
+    ("refunded", "approved", False), ("mismatch", "approved", False), ("pending", "expired", True),
+    ("expired", "approved", True), ("approved", "expired", False), ("expired", "pending", False),
+    ("pending", "succeeded", False),  # a payout's status is not a payment's
 ])
 def test_state_machine_only_moves_forward(current, new, real):
     assert is_transition(current, new) is real
+
+
+@pytest.mark.parametrize("current,new,real", [
+    (None, "pending", True), ("pending", "succeeded", True), ("pending", "failed", True),
+    ("succeeded", "failed", False), ("failed", "succeeded", False), ("succeeded", "pending", False),
+    ("pending", "approved", False),
+])
+def test_payout_state_machine_only_moves_forward(current, new, real):
+    assert is_transition(current, new, "payout") is real
 
 
 def test_transaction_state_refuses_float_amounts_and_unknown_statuses():

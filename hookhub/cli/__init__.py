@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 import sys
 
-from flask.cli import AppGroup, ScriptInfo
+import click
 
-from . import operate, play, records
+from . import operate, play, records, watching
+from .context import HubSource, environment_hub
 
-cli = AppGroup("hookhub", help="""Run hookhub, try it against sandboxed providers, and look at and act on what it
+cli = click.Group("hookhub", help="""Run hookhub, try it against sandboxed providers, and look at and act on what it
 received and delivered.
 
 \b
@@ -26,17 +27,14 @@ Configuration comes from HOOKHUB_* environment variables (see docs/configuration
 --help says what it does.""")
 
 for command in (operate.serve, operate.providers, operate.plugins_command, operate.check, play.sandbox, play.simulate,
-                *records.GROUPS):
+                *records.GROUPS, watching.watches):
     cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:
     """The ``hookhub`` console script: the same commands, with the app built from the environment."""
-    from ..app import create_app
-
     # Handler modules are imported from the current directory, as gunicorn imports them.
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     # Commands check the store's schema when they first use it, except ``db``, which works on any schema.
-    info = ScriptInfo(create_app=lambda: create_app({"HOOKHUB_SCHEDULER": False}, prepare_store=False))
-    cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="hookhub", obj=info)
+    cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="hookhub", obj=HubSource(environment_hub))

@@ -15,11 +15,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import click
-from flask import Flask
 from sqlalchemy.engine import make_url
 
 from .. import config, plugins, redact
 from ..errors import ConfigError, HookhubError, ProviderError, SchemaError, StoreUnavailable
+from ..hub import Hub
 from ..registry import Registry, provider_status
 from ..store import Store, migrate
 
@@ -33,14 +33,12 @@ def read_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
 
     No secret key is generated: one not set nor generated yet reads as None.
     """
-    environ = os.environ if environ is None else environ
     try:
-        app = Flask("hookhub", instance_path=environ.get("HOOKHUB_INSTANCE_PATH") or None)
         # Looking must change nothing: no key is generated here for a server that has not started.
-        config.load(app, {"HOOKHUB_SCHEDULER": False}, environ, generate_key=False)
-    except (ConfigError, ValueError) as exc:  # ValueError: Flask wants an absolute instance path
+        settings = config.read(environ, {"HOOKHUB_SCHEDULER": False}, generate_key=False)
+    except ConfigError as exc:
         raise click.ClickException(f"configuration: {exc}") from None
-    return {**app.config, "instance_path": app.instance_path}
+    return {**settings, "instance_path": settings.instance_path}
 
 
 def _plugin_manager(settings: Mapping[str, Any]) -> plugins.PluginManager:
@@ -123,14 +121,12 @@ def _sandbox_environ(url: str, bind: str, environ: Mapping[str, str]) -> dict[st
 
 
 def _build_app_once(environ: Mapping[str, str]) -> None:
-    from ..app import create_app
-    from ..hub import Hub
-
+    """Build what each worker will build, once, so a configuration mistake stops here."""
     try:
-        app = create_app({"HOOKHUB_SCHEDULER": False}, environ=environ, prepare_store=False)
+        hub = Hub(config.read(environ, {"HOOKHUB_SCHEDULER": False}))
     except ConfigError as exc:
         raise click.ClickException(f"hookhub cannot start: {exc}") from None
-    Hub.of(app).close()
+    hub.close()
 
 
 def _bind_url(bind: str) -> str:

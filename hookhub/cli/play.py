@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 import click
 import requests
+from click.core import ParameterSource
 
 from .. import plugins
 from ..errors import ConfigError
@@ -28,20 +29,36 @@ def _sandboxes() -> dict[str, Sandbox]:
 @click.option("--bind", "-b", default=DEFAULT_SANDBOX_URL[len("http://"):], show_default=True,
               help="HOST:PORT to serve the sandboxes on.")
 @click.option("--hookhub", "hookhub_url", default=f"http://{DEFAULT_BIND}", show_default=True,
-              help="Where hookhub runs: printed in the settings as HOOKHUB_PUBLIC_URL.")
-def sandbox(bind: str, hookhub_url: str) -> None:
+              help="Where hookhub runs: where the fakes' payment pages notify it and send buyers back; "
+                   "printed in the settings as HOOKHUB_PUBLIC_URL.")
+@click.option("--print-settings", is_flag=True,
+              help="Only print the export lines for sandboxes at --bind, and exit: "
+                   "`eval \"$(hookhub sandbox --print-settings)\"` gives a shop's shell the same settings.")
+def sandbox(bind: str, hookhub_url: str, print_settings: bool) -> None:
     """Serve local fakes of every sandboxed provider's API (MonCash, Monri, Monext, and any plugin's).
 
     Each fake answers on http://HOST:PORT/<provider> with the provider's paths, authentication and
     answers, for fixed sandbox credentials. Start hookhub on them with `hookhub serve --sandbox`,
     or with the settings printed here; then `hookhub simulate <provider>` plays a payment. The
     requests hookhub makes to the fakes are logged here. Stop with Ctrl-C; the fakes keep nothing.
+
+    A payment your own code creates with a provider's client has a payment page here, as at the
+    provider (the client's redirect URL; Monri: /monri/components/pay?client_secret=...). Its Pay,
+    Decline and Cancel buttons notify hookhub at --hookhub and send the browser back to it.
     """
     host, _, port = bind.rpartition(":")
     if not host or not port.isdigit():
         raise click.BadParameter("give HOST:PORT", param_hint="--bind")
+    if print_settings:
+        settings: dict[str, str] = {}
+        for found in _sandboxes().values():
+            found.url = f"http://{bind}/{found.name}"
+            settings.update(found.settings())
+        for name, value in {**settings, "HOOKHUB_PUBLIC_URL": hookhub_url}.items():
+            click.echo(f"export {name}={shlex.quote(value)}")
+        return
     try:
-        server = SandboxServer(_sandboxes().values(), host=host, port=int(port))
+        server = SandboxServer(_sandboxes().values(), host=host, port=int(port), hookhub_url=hookhub_url)
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {bind}: {exc.strerror or exc}") from None
     click.echo(f"sandboxes on {server.url}: {', '.join(f'/{name}' for name in server.sandboxes)}")
@@ -69,7 +86,9 @@ def sandbox(bind: str, hookhub_url: str) -> None:
 @click.option("--amount", type=click.IntRange(1), default=1050, show_default=True,
               help="In minor units: 1050 is 10.50.")
 @click.option("--currency", help="ISO 4217 code. Default: the provider's usual (MonCash: HTG, others: EUR).")
-@click.option("--order", "order_id", help="The merchant's order id. Default: a new one.")
+@click.option("--order", "order_id", help="The merchant's order id. Default: a new one. When your code created a "
+                                          "payment for it that nobody has paid, that one is paid, for the amount "
+                                          "and currency it was created with.")
 @click.option("--hookhub", "hookhub_url", default=f"http://{DEFAULT_BIND}", show_default=True,
               help="The running hookhub to send to.")
 @click.option("--public-url", help="hookhub's HOOKHUB_PUBLIC_URL, over which Monri signs returns. Default: --hookhub.")
@@ -109,8 +128,16 @@ def simulate(provider: str, plays: str | None, status: str, amount: int, currenc
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None
     plays = plays or chosen.plays
-    click.echo(f"{provider}: payment {payment.transaction_id} for order {payment.order_id}, "
-               f"{payment.amount} {payment.currency} (minor units), {payment.status}")
+    if payment.from_checkout:
+        click.echo(f"{provider}: completed the payment your code created for order {payment.order_id} "
+                   f"({payment.amount} {payment.currency}, minor units, as created): transaction "
+                   f"{payment.transaction_id}, {payment.status}")
+        amount_given = click.get_current_context().get_parameter_source("amount") is not ParameterSource.DEFAULT
+        if (amount_given and amount != payment.amount) or (currency and currency.upper() != payment.currency):
+            click.echo("  (--amount and --currency do not apply: a created payment is paid as it was created)")
+    else:
+        click.echo(f"{provider}: payment {payment.transaction_id} for order {payment.order_id}, "
+                   f"{payment.amount} {payment.currency} (minor units), {payment.status}")
     click.echo(f"sent the {'buyer' + chr(39) + 's return' if plays == 'return' else 'callback'} to hookhub: "
                f"{answer.status_code} {answer.reason}"
                + (f" -> {answer.headers['Location'].split('?')[0]}" if "Location" in answer.headers else ""))

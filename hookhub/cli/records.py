@@ -16,18 +16,17 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import click
-from flask import current_app
-from flask.cli import AppGroup
 
 from .. import jsonutil
 from ..errors import SchemaError, StoreUnavailable
 from ..hub import Hub
+from .context import current_hub
 from ..store import migrate, utcnow
 
-events = AppGroup("events", help="Normalized events, and replaying them to handlers.")
-deliveries = AppGroup("deliveries", help="Deliveries of events to handlers, and the dead letters.")
-calls = AppGroup("calls", help="Inbound calls exactly as received (secrets redacted), and re-running them.")
-db = AppGroup("db", help="The store's schema: see where it is, and upgrade it after installing a new hookhub.")
+events = click.Group("events", help="Normalized events, and replaying them to handlers.")
+deliveries = click.Group("deliveries", help="Deliveries of events to handlers, and the dead letters.")
+calls = click.Group("calls", help="Inbound calls exactly as received (secrets redacted), and re-running them.")
+db = click.Group("db", help="The store's schema: see where it is, and upgrade it after installing a new hookhub.")
 GROUPS = (events, deliveries, calls, db)
 
 
@@ -68,7 +67,7 @@ def _store_errors_as_messages() -> Iterator[None]:
 
 def _hub() -> Hub:
     """The app's hub, its store checked to be at the newest schema."""
-    hub = Hub.of(current_app)
+    hub = current_hub()
     with _store_errors_as_messages():
         hub.prepare_store()
     return hub
@@ -244,7 +243,7 @@ def calls_rerun(call_id: int) -> None:
     row = hub.store.get_call(call_id)
     if row is None:
         raise click.ClickException(f"no inbound call {call_id}")
-    handled = hub.pipeline.rerun(row, public_url=current_app.config["HOOKHUB_PUBLIC_URL"])
+    handled = hub.pipeline.rerun(row, public_url=hub.settings["HOOKHUB_PUBLIC_URL"])
     line = f"outcome={handled.outcome} status={handled.status}"
     if handled.event is not None:
         line += f" event={handled.event.id}"
@@ -275,7 +274,7 @@ def calls_prune(before: datetime, dry_run: bool) -> None:
 def db_current(check: bool) -> None:
     """Show the database's schema revision and the newest one this hookhub knows."""
     with _store_errors_as_messages():
-        status = migrate.status(Hub.of(current_app).store)
+        status = migrate.status(current_hub().store)
     upgradable = not status.up_to_date and status.known and not status.clashes
     click.echo(status.describe() + (f"; `hookhub db upgrade` brings it to {status.head}" if upgradable else ""))
     if check and not status.up_to_date:
@@ -291,7 +290,7 @@ def db_upgrade(revision: str) -> None:
     Run it before restarting servers on a new hookhub version; on an old schema they answer 503.
     """
     with _store_errors_as_messages():
-        before, after = migrate.upgrade(Hub.of(current_app).store, revision)
+        before, after = migrate.upgrade(current_hub().store, revision)
     if before.current == after.current and not before.unversioned:
         click.echo(f"nothing to do: {after.describe()}")
         return

@@ -1,4 +1,5 @@
-"""The store's two queues: deliveries owed to handlers and verifications to re-check later.
+"""The store's background work: deliveries owed to handlers, and checks with providers (re-checks of
+calls the provider could not confirm yet, and watches on what a shop created through hookhub).
 
 A job is claimed with a lease: its claimer's proof (``lease``), recorded with the row until a
 deadline. Results are written only while the lease still holds, and a job whose lease ran out (its
@@ -19,6 +20,8 @@ from sqlalchemy import Connection, bindparam, delete, or_, select, update
 
 from ..calls import Trigger
 from ..events import Event
+from ..outbound import Watch
+from ..states import TransactionState
 from . import schema
 from .listing import event_from_row
 
@@ -38,12 +41,17 @@ class DeliveryJob:
 
 @dataclasses.dataclass(frozen=True)
 class VerificationJob:
+    """A claimed check with a provider: a ``recheck`` of a call, or a ``payment``/``payout`` watch."""
+
     id: int
     lease: str
     provider: str
     trigger: Trigger
     attempts: int  # including the one just claimed
     inbound_call_id: int | None
+    kind: str = "recheck"
+    watch: Watch | None = None  # for watches: what was created
+    created_at: datetime | None = None  # for watches: when it was put on record
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,12 +192,13 @@ class Jobs:
         v, now = schema.verifications, utcnow()
         with self._write() as conn:
             self._insert_if_absent(conn, v, dict(
-                provider=provider, reference=trigger.reference, context=trigger.context,
+                provider=provider, kind="recheck", reference=trigger.reference, context=trigger.context,
                 inbound_call_id=inbound_call_id, status="pending", attempts=0, next_attempt_at=due,
                 created_at=now, updated_at=now))
             # A new call revives a job that had given up; a pending one keeps its schedule.
             conn.execute(update(v).where(
-                v.c.provider == provider, v.c.reference == trigger.reference, v.c.status != "pending",
+                v.c.provider == provider, v.c.kind == "recheck", v.c.reference == trigger.reference,
+                v.c.status != "pending",
             ).values(status="pending", attempts=0, next_attempt_at=due, context=trigger.context, updated_at=now))
 
     def claim_verification(self, providers: Sequence[str], *, lease: float) -> VerificationJob | None:
@@ -201,8 +210,11 @@ class Jobs:
         if claimed is None:
             return None
         [row], owner, _ = claimed
-        return VerificationJob(row.id, owner, row.provider, Trigger(row.reference, row.context),
-                               row.attempts + 1, row.inbound_call_id)
+        if row.kind == "recheck":
+            return VerificationJob(row.id, owner, row.provider, Trigger(row.reference, row.context),
+                                   row.attempts + 1, row.inbound_call_id)
+        return VerificationJob(row.id, owner, row.provider, Trigger(row.reference, {}), row.attempts + 1,
+                               row.inbound_call_id, kind=row.kind, watch=watch_from_row(row), created_at=row.created_at)
 
     def verification_done(self, job: VerificationJob) -> None:
         v = schema.verifications
@@ -214,3 +226,99 @@ class Jobs:
         if retry_at is None:
             return self._settle(schema.verifications, job.id, job.lease, status="gave_up", last_error=error)
         return self._settle(schema.verifications, job.id, job.lease, next_attempt_at=retry_at, last_error=error)
+
+    # -- watches ---------------------------------------------------------------------------------
+
+    def put_watch(self, provider: str, watch: Watch) -> None:
+        """Put ``watch`` on record, due at once; the same order's earlier watch is replaced.
+
+        When it is first asked about and when it ends are the servers' settings, so the first
+        server to claim it schedules it (``watch_scheduled``).
+        """
+        v, now = schema.verifications, utcnow()
+        values = dict(
+            context={"reference": watch.reference, "key": watch.key, "poll": dict(watch.context),
+                     "answer": watch.answer.to_plain() if watch.answer is not None else None},
+            order_id=watch.order_id, amount=watch.amount, currency=watch.currency, status="pending", attempts=0,
+            next_attempt_at=now, deadline=None, checked_at=None, last_error=None, last_answer=None,
+            created_at=now, updated_at=now)
+        with self._write() as conn:
+            updated = conn.execute(update(v).where(
+                v.c.provider == provider, v.c.kind == watch.kind, v.c.reference == watch.order_id,
+            ).values(lease_until=None, lease_owner=None, **values))
+            if updated.rowcount == 0:
+                self._insert_if_absent(conn, v, dict(provider=provider, kind=watch.kind, reference=watch.order_id,
+                                                     **values))
+
+    def watch_scheduled(self, job: VerificationJob, *, first_check: datetime, deadline: datetime) -> bool:
+        """Give a claimed watch back unasked, due at ``first_check``: the claim is not counted."""
+        return self._settle(schema.verifications, job.id, job.lease, next_attempt_at=first_check, deadline=deadline,
+                            attempts=job.attempts - 1)
+
+    def watch_checked(self, job: VerificationJob, *, answer: str, status: str = "pending",
+                      retry_at: datetime | None = None, error: str | None = None,
+                      deadline: datetime | None = None) -> bool:
+        """Record what the provider said of a watch: its new ``status`` and, while pending, the next check.
+
+        The creating call's own answer, once reconciled, is not reconciled again.
+        """
+        now = utcnow()
+        assert job.watch is not None
+        context = {"reference": job.watch.reference, "key": job.watch.key, "poll": dict(job.watch.context),
+                   "answer": None}
+        values: dict[str, Any] = dict(status=status, last_answer=answer[:500], last_error=error, checked_at=now,
+                                      context=context)
+        if retry_at is not None:
+            values["next_attempt_at"] = retry_at
+        if deadline is not None:
+            values["deadline"] = deadline
+        return self._settle(schema.verifications, job.id, job.lease, **values)
+
+    def order_status(self, provider: str, kind: str, order_id: str) -> str | None:
+        """The most advanced status hookhub holds for ``order_id``'s payments (or payouts), or None."""
+        t = schema.transactions
+        with self._read() as conn:
+            statuses = conn.execute(select(t.c.status).where(
+                t.c.provider == provider, t.c.order_id == order_id, t.c.kind == kind)).scalars().all()
+        settled = [s for s in statuses if s != "pending"]
+        return settled[0] if settled else (statuses[0] if statuses else None)
+
+    def list_watches(self, *, provider: str | None = None, status: str | None = None,
+                     limit: int = 100) -> list[dict[str, Any]]:
+        """Watches, newest first."""
+        v = schema.verifications
+        query = select(v).where(v.c.kind != "recheck").order_by(v.c.id.desc()).limit(limit)
+        if provider:
+            query = query.where(v.c.provider == provider)
+        if status:
+            query = query.where(v.c.status == status)
+        with self._read() as conn:
+            return [_watch_dict(row) for row in conn.execute(query)]
+
+    def get_watch(self, provider: str, order_id: str, kind: str | None = None) -> dict[str, Any] | None:
+        """The watch on ``provider``'s ``order_id`` (a payment's before a payout's)."""
+        v = schema.verifications
+        query = select(v).where(v.c.provider == provider, v.c.reference == order_id, v.c.kind != "recheck")
+        if kind:
+            query = query.where(v.c.kind == kind)
+        with self._read() as conn:
+            row = conn.execute(query.order_by(v.c.kind)).first()
+        return _watch_dict(row) if row else None
+
+
+def watch_from_row(row: Any) -> Watch:
+    context = row.context or {}
+    answer = context.get("answer")
+    return Watch(kind=row.kind, order_id=row.reference, reference=context.get("reference") or row.reference,
+                 amount=row.amount, currency=row.currency, key=context.get("key"), context=context.get("poll") or {},
+                 answer=TransactionState.from_plain(answer) if answer else None)
+
+
+def _watch_dict(row: Any) -> dict[str, Any]:
+    data = row._asdict()
+    context = data.pop("context") or {}
+    data["order_id"] = data.pop("reference")
+    data["reference"] = context.get("reference")
+    for hidden in ("lease_owner", "inbound_call_id"):
+        data.pop(hidden, None)
+    return data

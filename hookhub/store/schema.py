@@ -92,6 +92,7 @@ transactions = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     UniqueConstraint("provider", "key", name="uq_transactions_provider_key"),
+    Index("ix_transactions_provider_order", "provider", "order_id"),
 )
 
 events = Table(
@@ -133,15 +134,26 @@ deliveries = Table(
     Index("ix_deliveries_due", "status", "next_attempt_at"),
 )
 
-# Verifications the provider could not answer yet (outage, or a state still pending), retried later.
+# Checks with a provider that hookhub makes on its own, in the background, of two kinds:
+# - ``recheck``: a call's verification the provider could not answer yet (an outage, or a state
+#   still pending); ``reference`` is the provider's reference the call named. Deleted once done.
+# - ``payment`` / ``payout``: a watch on what a shop created through hookhub; ``reference`` is the
+#   order id (a payout's reference), the provider's own id is in ``context``. Kept once it ends.
 verifications = Table(
     "verifications", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("provider", String(64), nullable=False),
+    Column("kind", String(16), nullable=False, server_default="recheck"),
     Column("reference", String(128), nullable=False),
     Column("context", JSONText, nullable=False),
     Column("inbound_call_id", Integer),
-    Column("status", String(16), nullable=False),  # pending, gave_up
+    Column("order_id", String(128)),
+    Column("amount", BigInteger),
+    Column("currency", String(3)),
+    Column("deadline", UTCDateTime),  # watches: when an unpaid payment is expired (payouts: given up)
+    Column("checked_at", UTCDateTime),  # when the provider was last asked
+    Column("last_answer", Text),  # what it last said, for operators
+    Column("status", String(16), nullable=False),  # pending, gave_up; watches also settled, expired
     Column("attempts", Integer, nullable=False),
     Column("next_attempt_at", UTCDateTime, nullable=False),
     Column("lease_until", UTCDateTime),
@@ -149,7 +161,7 @@ verifications = Table(
     Column("last_error", Text),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
-    UniqueConstraint("provider", "reference", name="uq_verifications_provider_reference"),
+    UniqueConstraint("provider", "kind", "reference", name="uq_verifications_provider_kind_reference"),
     Index("ix_verifications_due", "status", "next_attempt_at"),
 )
 

@@ -6,21 +6,10 @@ from flask import Blueprint, current_app, render_template_string, request
 
 from .. import tokens
 from ..errors import InvalidResultToken
+from ..states import buyer_outcome
 
 bp = Blueprint("pages", __name__)
 
-# Where each transaction status sends the buyer.
-PAGE_FOR_STATUS = {
-    "approved": "success",
-    "succeeded": "success",
-    "declined": "failure",
-    "canceled": "failure",
-    "refunded": "failure",
-    "failed": "failure",
-    "pending": "pending",
-    "mismatch": "pending",  # the merchant must look at it; the buyer is told it is being confirmed
-    "unknown": "pending",
-}
 
 _TEXT = {
     "success": ("Payment received", "Thank you: your payment is confirmed."),
@@ -47,5 +36,5 @@ def result(page: str) -> tuple[str, int]:
         title, text = "Payment status unavailable", "This link is invalid or has expired."
         return render_template_string(_PAGE, title=title, text=text, order_id=None), 400
     # The signed status decides what is shown, never the URL the buyer holds.
-    title, text = _TEXT[PAGE_FOR_STATUS.get(data["status"], "pending")]
+    title, text = _TEXT[buyer_outcome(data["status"])]
     return render_template_string(_PAGE, title=title, text=text, order_id=data["order_id"]), 200

@@ -14,9 +14,9 @@ from ..calls import InboundCall
 from ..errors import InvalidRequest, StoreUnavailable
 from ..hub import Hub
 from ..pipeline import Handled
+from ..states import buyer_outcome
 from ..store import utcnow
 from .errors import json_error, store_unavailable
-from .pages import PAGE_FOR_STATUS
 
 log = logging.getLogger("hookhub")
 
@@ -152,7 +152,7 @@ def _buyer_answer(hub: Hub, handled: Handled) -> Response:
     token = tokens.issue(current_app.config["SECRET_KEY"], event_id=event.id if event else None,
                          order_id=event.order_id if event else None, provider=handled.provider,
                          status=handled.status)
-    page = PAGE_FOR_STATUS.get(handled.status, "pending")
+    page = buyer_outcome(handled.status)
     base = current_app.config[f"HOOKHUB_{page.upper()}_URL"] or url_for("pages.result", page=page)
     separator = "&" if "?" in base else "?"
     return redirect(f"{base}{separator}{urlencode({'result': token})}", 303)

@@ -13,15 +13,31 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
-from hookhub import (ApiClient, ApiResponse, ProviderAuthError, ProviderUnavailable, ValidationError,
-                     basic_auth, to_major_units)
+from hookhub import (ApiClient, ApiResponse, ProviderAuthError, ProviderUnavailable, TransactionState,
+                     ValidationError, Watch, basic_auth, to_major_units)
 
 CURRENCY = "HTG"
 REFRESH_MARGIN = 10.0  # seconds before expiry at which a cached token is renewed
+
+# Transfert's ``transfer.message`` and PrefundedTransactionStatus's ``transStatus``: what MonCash says
+# of a payout that went through and of one that will not; anything else is still pending.
+PAYOUT_SUCCEEDED = {"successful", "success"}
+PAYOUT_FAILED = {"failed", "failure", "rejected", "refused", "declined", "canceled", "cancelled", "expired"}
+
+
+def payout_status(word: object) -> str:
+    text = str(word or "").strip().lower()
+    return "succeeded" if text in PAYOUT_SUCCEEDED else "failed" if text in PAYOUT_FAILED else "pending"
+
+
+def payout_key(reference: str) -> str:
+    """A payout's lock key, apart from payments' (their keys are transaction ids or order ids)."""
+    return f"payout:{reference}"
 
 
 def _minor_amount(field: str, amount: object) -> Decimal:
@@ -44,8 +60,10 @@ class MonCashClient(ApiClient):
     provider = "moncash"
 
     def __init__(self, client_id: str, client_secret: str, base_url: str, gateway_url: str, *,
-                 timeout: float = 10.0):
+                 timeout: float = 10.0, on_created: Callable[[Watch], None] | None = None):
+        """``on_created`` is told of every payment and transfer created, for hookhub to watch."""
         super().__init__(base_url, timeout=timeout)
+        self._on_created = on_created or (lambda watch: None)
         self.gateway_url = gateway_url.rstrip("/")
         self._credentials = basic_auth(client_id, client_secret)
         self._token: str | None = None
@@ -116,6 +134,9 @@ class MonCashClient(ApiClient):
         token = payment_token.get("token") if isinstance(payment_token, dict) else None
         if not isinstance(token, str) or not token:
             raise ProviderUnavailable(self.provider, "CreatePayment answer has no payment_token.token")
+        # MonCash finds a payment by the merchant's order id (RetrieveOrderPayment): that is what is watched.
+        self._on_created(Watch(kind="payment", order_id=order_id, reference=order_id, amount=amount,
+                               currency=CURRENCY))
         return {**data, "redirect_url": f"{self.gateway_url}/Payment/Redirect?token={quote(token, safe='')}"}
 
     def retrieve_transaction(self, transaction_id: str) -> dict[str, Any]:
@@ -137,7 +158,23 @@ class MonCashClient(ApiClient):
         """``POST /v1/Transfert``: pay ``amount`` (minor units) from the prefunded balance to ``receiver``."""
         payload = {"amount": _minor_amount("amount", amount), "receiver": _text("receiver", receiver, 32),
                    "desc": _text("desc", desc, 255), "reference": _text("reference", reference)}
-        return self._api("POST", "/v1/Transfert", payload)
+        watch = Watch(kind="payout", order_id=reference, reference=reference, amount=amount, currency=CURRENCY,
+                      key=payout_key(reference))
+        try:
+            data = self._api("POST", "/v1/Transfert", payload)
+        except ProviderUnavailable:
+            # A 5xx or no answer: MonCash may have paid. Watched; PrefundedTransactionStatus will say.
+            self._on_created(watch)
+            raise
+        transfer = data.get("transfer") if isinstance(data.get("transfer"), dict) else {}
+        answer = TransactionState(
+            kind="payout", status=payout_status(transfer.get("message")),
+            transaction_id=str(transfer.get("transaction_id") or reference), order_id=reference, amount=amount,
+            currency=CURRENCY, raw=data, key=watch.key)
+        self._on_created(Watch(kind="payout", order_id=reference, reference=reference, amount=amount,
+                               currency=CURRENCY, key=watch.key, answer=answer,
+                               context={"transaction_id": answer.transaction_id}))
+        return data
 
     def prefunded_transaction_status(self, reference: str) -> dict[str, Any]:
         """``POST /v1/PrefundedTransactionStatus``: the status of a transfer by its ``reference``."""

@@ -9,10 +9,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from hookhub import (InboundCall, InvalidRequest, Provider, ProviderUnavailable, Setting, TransactionState,
-                     Trigger, to_minor_units)
+from hookhub import (Checkout, InboundCall, InvalidRequest, PaymentRequest, Payout, PayoutRequest, Provider,
+                     ProviderUnavailable, Setting, TransactionState, Trigger, ValidationError, Watch, to_minor_units)
 
-from .client import CURRENCY, MonCashClient
+from .client import CURRENCY, MonCashClient, payout_key, payout_status
 
 # RetrieveTransactionPayment's ``payment.message``: what MonCash says of a completed payment, and
 # the words it uses for payments that will not complete. Anything else stays pending.
@@ -49,7 +49,7 @@ class MonCash(Provider):
 
     def create_client(self) -> MonCashClient:
         return MonCashClient(self.config["client_id"], self.config["client_secret"], self.config["base_url"],
-                             self.config["gateway_url"], timeout=self.timeout)
+                             self.config["gateway_url"], timeout=self.timeout, on_created=self.watch)
 
     def ping(self) -> str:
         self.client.access_token()
@@ -69,15 +69,68 @@ class MonCash(Provider):
     def fetch(self, trigger: Trigger) -> TransactionState:
         answer = self.client.retrieve_transaction(trigger.reference)
         try:
-            return self._state(answer, trigger.reference)
+            return self._state(answer, transaction_id=trigger.reference)
         except (KeyError, TypeError, ValueError) as exc:
             raise ProviderUnavailable(self.name, f"unreadable RetrieveTransactionPayment answer: {exc}") from None
 
+    # -- payments and payouts a shop starts ------------------------------------------------------------
+
+    def start_payment(self, request: PaymentRequest) -> Checkout:
+        """CreatePayment; the buyer goes to MonCash's gateway. MonCash's return and alert URLs are set
+        in its business portal: point them at hookhub's ``/return/moncash`` and ``/hooks/moncash``."""
+        _only_htg(request.currency)
+        if request.fields:
+            raise ValidationError(sorted(request.fields)[0], "is not a field of MonCash's CreatePayment")
+        answer = self.client.create_payment(request.amount, request.order_id)
+        token = answer["payment_token"]
+        return Checkout(provider=self.name, order_id=request.order_id, reference=str(token["token"]),
+                        amount=request.amount, currency=CURRENCY, redirect_url=answer["redirect_url"], raw=answer)
+
+    def start_payout(self, request: PayoutRequest) -> Payout:
+        """Transfert from the prefunded balance to ``receiver`` (a MonCash account), ``desc`` optional."""
+        _only_htg(request.currency)
+        fields = dict(request.destination)
+        receiver = fields.pop("receiver", None)
+        desc = fields.pop("desc", f"Payout {request.reference}")
+        if receiver is None:
+            raise ValidationError("receiver", "is required: the MonCash account to pay")
+        if fields:
+            raise ValidationError(sorted(fields)[0], "is not a field of MonCash's Transfert")
+        try:
+            answer = self.client.transfer(request.amount, receiver, desc, request.reference)
+        except ProviderUnavailable as exc:  # MonCash may have paid: watched, and pending until it says
+            return Payout(provider=self.name, reference=request.reference, amount=request.amount, currency=CURRENCY,
+                          status="pending", raw={"error": str(exc)})
+        transfer = answer.get("transfer") if isinstance(answer.get("transfer"), dict) else {}
+        return Payout(provider=self.name, reference=request.reference, amount=request.amount, currency=CURRENCY,
+                      status=payout_status(transfer.get("message")),  # type: ignore[arg-type]
+                      transaction_id=str(transfer["transaction_id"]) if transfer.get("transaction_id") else None,
+                      raw=answer)
+
+    def poll(self, watch: Watch) -> TransactionState | None:
+        """RetrieveOrderPayment for a payment (404 until the buyer paid); PrefundedTransactionStatus
+        for a payout."""
+        if watch.kind == "payout":
+            answer = self.client.prefunded_transaction_status(watch.reference)
+            return TransactionState(
+                kind="payout", status=payout_status(answer.get("transStatus")),
+                transaction_id=str(watch.context.get("transaction_id") or watch.reference), order_id=watch.order_id,
+                amount=watch.amount, currency=CURRENCY, raw=answer, key=payout_key(watch.reference))
+        answer = self.client.retrieve_order(watch.order_id)
+        try:
+            state = self._state(answer)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProviderUnavailable(self.name, f"unreadable RetrieveOrderPayment answer: {exc}") from None
+        if state.order_id != watch.order_id:
+            raise ProviderUnavailable(self.name, f"asked for order {watch.order_id}, got {state.order_id}")
+        return state
+
     @staticmethod
-    def _state(answer: dict[str, Any], reference: str) -> TransactionState:
+    def _state(answer: dict[str, Any], transaction_id: str | None = None) -> TransactionState:
         payment = answer["payment"]
+        reference = transaction_id
         transaction_id = str(payment["transaction_id"])
-        if transaction_id != reference:
+        if reference is not None and transaction_id != reference:
             raise ValueError(f"asked for transaction {reference}, got {transaction_id}")
         cost = payment["cost"]
         if isinstance(cost, (float, bool)) or not isinstance(cost, (int, Decimal, str)):
@@ -95,3 +148,8 @@ class MonCash(Provider):
             status=status, transaction_id=transaction_id, order_id=str(payment["reference"]),
             amount=to_minor_units(cost, CURRENCY), currency=CURRENCY, raw=answer,
         )
+
+
+def _only_htg(currency: str) -> None:
+    if currency != CURRENCY:
+        raise ValidationError("currency", f"MonCash takes {CURRENCY} only, not {currency}")

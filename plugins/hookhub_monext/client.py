@@ -22,16 +22,37 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
 from hookhub import (ApiClient, ApiResponse, ProviderAPIError, ProviderAuthError, ProviderNotFound,
-                     ProviderUnavailable, ValidationError, basic_auth)
+                     ProviderUnavailable, TransactionState, ValidationError, Watch, basic_auth)
 
 from .schema import Spec
 
 UNKNOWN_SESSION_CODE = "02304"
+# result.title of a payout transaction -> the payout's status (Monext's return-code families).
+PAYOUT_TITLE_STATUS = {
+    "ACCEPTED": "succeeded", "REFUSED": "failed", "ERROR": "failed", "CANCELLED": "failed",
+    "INPROGRESS": "pending", "ONHOLD_PARTNER": "pending", "PENDING_RISK": "pending",
+}
+
+
+def payout_key(reference: str) -> str:
+    """A payout's lock key, apart from payments' (keyed by session id)."""
+    return f"payout:{reference}"
+
+
+def payout_state(reference: str, answer: dict[str, Any], amount: int, currency: str) -> TransactionState:
+    """The payout a ``sepatransfers`` or ``payout/transactions/{id}`` answer describes."""
+    title = result_of(answer).get("title")
+    if title not in PAYOUT_TITLE_STATUS:
+        raise ProviderUnavailable("monext", f"unknown payout result title {title!r}")
+    transaction = answer.get("transaction") if isinstance(answer.get("transaction"), dict) else {}
+    return TransactionState(kind="payout", status=PAYOUT_TITLE_STATUS[title],
+                            transaction_id=str(transaction.get("id") or reference), order_id=reference,
+                            amount=amount, currency=currency, raw=answer, key=payout_key(reference))
 MAX_PATH_ID_LENGTH = 200
 _SORT = re.compile(r"^[A-Za-z0-9_.]+(,(asc|desc|ASC|DESC))?$")
 _PATH_PARAMETER = re.compile(r"\{(\w+)\}")
@@ -73,8 +94,11 @@ def _int_or_none(value: Any) -> int | None:
 class MonextClient(ApiClient):
     provider = "monext"
 
-    def __init__(self, merchant_id: str, access_key: str, base_url: str, *, timeout: float = 10.0):
+    def __init__(self, merchant_id: str, access_key: str, base_url: str, *, timeout: float = 10.0,
+                 on_created: Callable[[Watch], None] | None = None):
+        """``on_created`` is told of every session and payout created, for hookhub to watch."""
         super().__init__(base_url, timeout=timeout)
+        self._on_created = on_created or (lambda watch: None)
         self.merchant_id = merchant_id
         self._authorization = basic_auth(merchant_id, access_key)
 
@@ -140,7 +164,12 @@ class MonextClient(ApiClient):
         ``currency``) and ``return_url``; set ``notification_url`` to hookhub's
         ``/hooks/monext``. Gives ``sessionId`` and the ``redirectURL`` to send the buyer to.
         """
-        return self.operation("POST", "/v1/checkout/payments/sessions", fields)
+        answer = self.operation("POST", "/v1/checkout/payments/sessions", fields)
+        order, session_id = fields.get("order") or {}, answer.get("sessionId")
+        if isinstance(session_id, str) and session_id and isinstance(order, Mapping):
+            self._on_created(Watch(kind="payment", order_id=str(order["reference"]), reference=session_id,
+                                   amount=order["amount"], currency=str(order["currency"]), key=session_id))
+        return answer
 
     def get_session(self, session_id: str) -> dict[str, Any]:
         """``GET /v1/checkout/payments/sessions/{sessionId}``: ``result``, ``order``, ``transactions``."""
@@ -252,7 +281,22 @@ class MonextClient(ApiClient):
         """
         body = {"amount": amount, "currency": currency, "payerBankAccount": payer_bank_account,
                 "payeeBankAccount": payee_bank_account, **fields}
-        return self.operation("POST", "/v1/payout/sepatransfers", body)
+        cross = fields.get("cross_reference") or fields.get("crossReference") or {}
+        reference = cross.get("order_reference") or cross.get("orderReference") if isinstance(cross, Mapping) else None
+        try:
+            answer = self.operation("POST", "/v1/payout/sepatransfers", body)
+        except ProviderUnavailable:
+            # A 5xx or no answer: Monext may have paid. Watched under the merchant's reference.
+            if reference:
+                self._on_created(Watch(kind="payout", order_id=str(reference), reference=str(reference),
+                                       amount=amount, currency=currency, key=payout_key(str(reference))))
+            raise
+        if reference:
+            state = payout_state(str(reference), answer, amount, currency)
+            self._on_created(Watch(kind="payout", order_id=str(reference), reference=state.transaction_id,
+                                   amount=amount, currency=currency, key=state.key, answer=state,
+                                   context={"transaction_id": state.transaction_id}))
+        return answer
 
     def get_payout(self, transaction_id: str) -> dict[str, Any]:
         """``GET /v1/payout/transactions/{id}``: a payout transaction and its state."""

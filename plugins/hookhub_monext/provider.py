@@ -17,10 +17,11 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from hookhub import (InboundCall, InvalidRequest, Provider, ProviderUnavailable, Reply, Setting,
-                     TransactionState, Trigger, basic_auth)
+from hookhub import (Checkout, ConfigError, InboundCall, InvalidRequest, PaymentRequest, Payout, PayoutRequest,
+                     Provider, ProviderNotFound, ProviderUnavailable, Reply, Setting, TransactionState, Trigger,
+                     ValidationError, Watch, basic_auth)
 
-from .client import MonextClient, result_of
+from .client import MonextClient, payout_state, result_of
 
 # result.title -> the payment's status (Monext's return-code families).
 TITLE_STATUS = {
@@ -150,7 +151,7 @@ class Monext(Provider):
 
     def create_client(self) -> MonextClient:
         return MonextClient(self.config["merchant_id"], self.config["access_key"], self.config["base_url"],
-                            timeout=self.timeout)
+                            timeout=self.timeout, on_created=self.watch)
 
     def secrets(self) -> list[str]:
         # The Basic credentials' encoded form reveals the access key as surely as the key itself.
@@ -180,6 +181,62 @@ class Monext(Provider):
             return session_state(trigger.reference, answer, action_accepted=self._accepted)
         except (KeyError, TypeError, ValueError) as exc:
             raise ProviderUnavailable(self.name, f"unreadable session answer: {exc}") from None
+
+    # -- payments and payouts a shop starts ------------------------------------------------------------
+
+    def start_payment(self, request: PaymentRequest) -> Checkout:
+        """A payment session; the buyer goes to its ``redirectURL``. ``point_of_sale_reference`` is
+        required; other fields are the session request's own, in snake_case."""
+        fields = dict(request.fields)
+        if "point_of_sale_reference" not in fields:
+            raise ValidationError("point_of_sale_reference", "is required: your Monext point of sale")
+        if "order" in fields:
+            raise ValidationError("order", "is made from order_id, amount and currency")
+        return_url = fields.pop("return_url", request.return_url)
+        if not return_url:
+            raise ConfigError("Monext sends the buyer back to a return URL: set HOOKHUB_PUBLIC_URL")
+        fields.setdefault("notification_url", request.notify_url)
+        if fields["notification_url"] is None:
+            del fields["notification_url"]
+        answer = self.client.create_session(
+            order={"reference": request.order_id, "amount": request.amount, "currency": request.currency},
+            return_url=return_url, **fields)
+        session_id, redirect_url = answer.get("sessionId"), answer.get("redirectURL")
+        if not isinstance(session_id, str) or not isinstance(redirect_url, str):
+            raise ProviderUnavailable(self.name, "the session answer has no sessionId and redirectURL")
+        return Checkout(provider=self.name, order_id=request.order_id, reference=session_id, amount=request.amount,
+                        currency=request.currency, redirect_url=redirect_url, raw=answer)
+
+    def start_payout(self, request: PayoutRequest) -> Payout:
+        """A SEPA transfer: ``payer_bank_account`` (``{"payment_method_id": ...}``) and
+        ``payee_bank_account`` (``bic``, ``holder_name``, ``iban``); the reference goes in
+        ``crossReference.orderReference``."""
+        fields = dict(request.destination)
+        payer, payee = fields.pop("payer_bank_account", None), fields.pop("payee_bank_account", None)
+        for name, value in (("payer_bank_account", payer), ("payee_bank_account", payee)):
+            if not isinstance(value, dict):
+                raise ValidationError(name, "is required (a dict of Monext's bank account fields)")
+        fields["cross_reference"] = {"order_reference": request.reference}
+        try:
+            answer = self.client.create_sepa_transfer(request.amount, request.currency, payer, payee, **fields)
+        except ProviderUnavailable as exc:
+            return Payout(provider=self.name, reference=request.reference, amount=request.amount,
+                          currency=request.currency, status="pending", raw={"error": str(exc)})
+        state = payout_state(request.reference, answer, request.amount, request.currency)
+        return Payout(provider=self.name, reference=request.reference, amount=request.amount,
+                      currency=request.currency, status=state.status,  # type: ignore[arg-type]
+                      transaction_id=state.transaction_id, raw=answer)
+
+    def poll(self, watch: Watch) -> TransactionState | None:
+        """The session of a payment; the payout transaction of a payout."""
+        if watch.kind == "payout":
+            transaction_id = watch.context.get("transaction_id")
+            if not transaction_id:
+                raise ProviderNotFound(self.name, "the transfer got no answer, and Monext's payout API finds "
+                                                  "transfers by their transaction id only")
+            return payout_state(watch.order_id, self.client.get_payout(str(transaction_id)), watch.amount,
+                                watch.currency)
+        return self.fetch(Trigger(watch.reference))
 
     def _accepted(self, transaction: dict[str, Any]) -> bool:
         """Whether Monext accepted this refund or cancel (its own result, not the session's)."""

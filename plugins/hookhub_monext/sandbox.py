@@ -12,6 +12,18 @@ the documents' ``POST .../paymentinstruments`` implies: ``GET .../paymentinstrum
 
 As Monext and the buyer, the sandbox sends hookhub a notification (``?token=<sessionId>``) and a
 return (``?paylinetoken=<sessionId>``); neither is signed, so hookhub fetches the session.
+
+A session's ``redirectURL`` is the sandbox's own payment page, ``/checkout/pay/<sessionId>``. Pay
+makes the session ACCEPTED with a transaction (AUTHORIZATION_AND_CAPTURE, or AUTHORIZATION for a
+MANUAL capture), Decline REFUSED with a refused transaction, Cancel CANCELLED with none; a session
+nobody has paid stays INPROGRESS. Monext then GETs the session's ``notificationURL`` (else, as a
+point of sale's configured one, ``{hookhub_url}/hooks/monext``) with ``?token=<sessionId>
+&notificationType=WEBTRS``, and sends the buyer to its ``returnURL`` with ``paylinetoken=<sessionId>``.
+
+SEPA payouts end as ``payout_outcomes[iban or holderName]`` says (see ``PAYOUT_OUTCOMES``): ``succeed``
+(the default: INPROGRESS in the creating answer, ACCEPTED from the first GET on), ``fail``
+(REFUSED in both), ``error_after_success`` (recorded, ACCEPTED from the first GET on, but the
+creating call answers 500) or ``pending`` (INPROGRESS until ``settle_payout``).
 """
 
 from __future__ import annotations
@@ -26,7 +38,8 @@ from urllib.parse import urlencode
 
 from flask import Flask, Response, request
 
-from hookhub import Sandbox, SimulatedPayment, SimulatedRequest
+from hookhub import Sandbox, SimulatedPayment, SimulatedRequest, to_major_units
+from hookhub.sandbox import PAYOUT_OUTCOMES
 
 # result for each title, with a return code of that family (Monext's "Return codes" page).
 RESULTS = {
@@ -51,6 +64,14 @@ def now() -> str:
 
 # The session's result title for a sandbox payment in each state.
 TITLE_FOR = {"approved": "ACCEPTED", "declined": "REFUSED", "pending": "ONHOLD_PARTNER"}
+# The session's result title for each button of the payment page.
+TITLE_FOR_ACTION = {"pay": "ACCEPTED", "decline": "REFUSED", "cancel": "CANCELLED"}
+PAY_PAGE = "/checkout/pay/"
+# A payout's result: in the creating answer, then in GET /v1/payout/transactions/{id}, per outcome.
+PAYOUT_TITLES = {"succeed": ("INPROGRESS", "ACCEPTED"), "fail": ("REFUSED", "REFUSED"),
+                 "error_after_success": ("ERROR", "ACCEPTED"), "pending": ("INPROGRESS", "INPROGRESS")}
+PAYOUT_RESULTS = {"ACCEPTED": ("00000", "Transfer done"), "INPROGRESS": ("02500", "Transfer in progress"),
+                  "REFUSED": ("01100", "Transfer refused")}
 
 
 class MonextSandbox(Sandbox):
@@ -68,7 +89,9 @@ class MonextSandbox(Sandbox):
             self.transactions: dict[str, dict] = {}
             self.wallets: dict[str, dict] = {}
             self.wallet_sessions: dict[str, dict] = {}
-            self.payouts: dict[str, dict] = {}
+            self.payouts: dict[str, dict] = {}  # transaction id -> transaction
+            self.payout_results: dict[str, str] = {}  # transaction id -> its result title
+            self.payout_outcomes: dict[str, str] = {}  # payee IBAN or holderName -> one of PAYOUT_OUTCOMES
             self.requests: list[tuple[str, str]] = []
             self.bodies: list[dict] = []
             self.refused_auth = 0
@@ -84,11 +107,38 @@ class MonextSandbox(Sandbox):
     # -- playing the buyer and Monext --------------------------------------------------------------
 
     def make_payment(self, *, order_id: str, amount: int, currency: str, status: str) -> SimulatedPayment:
-        session_id = self.open_session(order_id, amount, currency)
-        transaction_id = self.settle(session_id, TITLE_FOR[status])
+        """A payment for ``order_id``; when a session for it is in progress (the shop created it and
+        nobody has paid), that one is paid, for its order's amount and currency."""
+        with self.lock:
+            session_id = next((i for i, s in reversed(self.sessions.items())
+                               if s["order"]["reference"] == order_id and s["result"]["title"] == "INPROGRESS"), None)
+            from_checkout = session_id is not None
+            if session_id is None:
+                session_id = self.open_session(order_id, amount, currency)
+            transaction_id = self.settle(session_id, TITLE_FOR[status], **self.capture_of(session_id))
+            order = self.sessions[session_id]["order"]
         assert transaction_id is not None
-        return SimulatedPayment(self.name, order_id, amount, currency, status, transaction_id,
-                                {"session_id": session_id})
+        return SimulatedPayment(self.name, order_id, order["amount"], order["currency"], status, transaction_id,
+                                {"session_id": session_id}, from_checkout=from_checkout)
+
+    def capture_of(self, session_id: str) -> dict:
+        """The transaction type and capture mode the session's ``payment.capture`` asks for."""
+        with self.lock:
+            payment = self.sessions[session_id].get("request", {}).get("payment")
+        capture = payment.get("capture") if isinstance(payment, dict) else None
+        if capture in ("MANUAL", "DEFERRED"):
+            return {"transaction_type": "AUTHORIZATION", "capture": capture}
+        return {}
+
+    def settle_payout(self, transaction_id: str, title: str) -> None:
+        """A pending payout ends: ``title`` is ``ACCEPTED`` or ``REFUSED``."""
+        if title not in ("ACCEPTED", "REFUSED"):
+            raise ValueError('title must be "ACCEPTED" or "REFUSED"')
+        with self.lock:
+            now_title = self.payout_results[transaction_id]
+            if now_title != "INPROGRESS":
+                raise ValueError(f"payout {transaction_id} is not in progress but {now_title}")
+            self.payout_results[transaction_id] = title
 
     def callback(self, payment: SimulatedPayment) -> SimulatedRequest:
         query = urlencode({"token": payment.details["session_id"], "notificationType": "WEBTRS"})
@@ -174,6 +224,8 @@ class MonextSandbox(Sandbox):
                     fake.bodies.append(body_json())
             if fake.delay:
                 time.sleep(fake.delay)
+            if request.path.startswith(PAY_PAGE):  # the buyer's browser: no API credentials, Monext's page
+                return fake.page(503, "Unavailable", "Monext is down.") if fake.outage else None
             expected = "Basic " + base64.b64encode(f"{fake.merchant_id}:{fake.access_key}".encode()).decode()
             if not hmac.compare_digest(request.headers.get("Authorization", ""), expected):
                 with fake.lock:
@@ -207,8 +259,35 @@ class MonextSandbox(Sandbox):
             session_id = fake.open_session(order["reference"], order["amount"], order.get("currency", "EUR"))
             with fake.lock:
                 fake.sessions[session_id]["request"] = data
+            # The payment page is the sandbox's own, at the address this call came to.
             return answer(201, {"result": result("ACCEPTED", "00000", "Successful"), "sessionId": session_id,
-                                "redirectURL": f"https://homologation-webpayment.payline.com/v2/?token={session_id}"})
+                                "redirectURL": f"{request.url_root.rstrip('/')}{PAY_PAGE}{session_id}"})
+
+        @app.route(PAY_PAGE + "<session_id>", methods=["GET", "POST"])
+        def payment_page(session_id):
+            with fake.lock:
+                session = fake.sessions.get(session_id)
+                if session is None or session["result"]["title"] != "INPROGRESS":
+                    return fake.page(404, "Payment not found", "No payment is in progress for this session.")
+                order, asked = dict(session["order"]), dict(session.get("request", {}))
+            if request.method == "GET":
+                amount = f"{to_major_units(order['amount'], order['currency'])} {order['currency']}"
+                return fake.pay_page("Pay with Monext", [("Order", str(order["reference"])), ("Amount", amount)])
+            action = fake.page_action(request.form)
+            if action is None:
+                return fake.page(400, "Unknown action", "Press Pay, Decline or Cancel.")
+            title = TITLE_FOR_ACTION[action]
+            with fake.lock:
+                if session["result"]["title"] != "INPROGRESS":  # paid from another tab meanwhile
+                    return fake.page(404, "Payment not found", "This payment is done already.")
+                fake.settle(session_id, title, with_transaction=title != "CANCELLED", **fake.capture_of(session_id))
+            hookhub = fake.hookhub_url
+            notification = asked.get("notificationURL") or (hookhub and f"{hookhub}/hooks/monext")
+            if notification:
+                fake.send_later("GET", fake.with_query(notification, token=session_id, notificationType="WEBTRS"))
+            back = asked.get("returnURL") or (hookhub and f"{hookhub}/return/monext")
+            return fake.send_buyer(back and fake.with_query(back, paylinetoken=session_id),
+                                   f"Payment {title.lower()}.")
 
         @app.get("/v1/checkout/payments/sessions/<session_id>")
         def session_get(session_id):
@@ -437,6 +516,13 @@ class MonextSandbox(Sandbox):
                 missing.append(("amount", "must be a positive integer in the smallest currency unit"))
             if missing:
                 return bad_request(*missing)
+            with fake.lock:
+                outcomes = fake.payout_outcomes
+                outcome = outcomes.get(payee["iban"]) or outcomes.get(payee["holderName"]) or "succeed"
+            if outcome not in PAYOUT_OUTCOMES:
+                return error(500, "ERROR", "02101", f"sandbox: payout_outcomes must give one of "
+                                                    f"{', '.join(PAYOUT_OUTCOMES)}, not {outcome!r}")
+            answered, kept = PAYOUT_TITLES[outcome]
             transaction = {
                 "id": str(3 * 10**13 + len(fake.payouts)), "date": now(), "type": "TRANSFER",
                 "amount": data["amount"], "currency": data.get("currency"), "comment": data.get("comment", ""),
@@ -449,15 +535,18 @@ class MonextSandbox(Sandbox):
             }
             with fake.lock:
                 fake.payouts[transaction["id"]] = transaction
-            return answer(201, {"result": result("INPROGRESS", "02500", "Transfer in progress"),
-                                "transaction": transaction})
+                fake.payout_results[transaction["id"]] = kept
+            if answered == "ERROR":  # done, but the merchant cannot know: a 5xx says nothing of the transfer
+                return error(500, "ERROR", "02101", "Internal Error")
+            return answer(201, {"result": result(answered, *PAYOUT_RESULTS[answered]), "transaction": transaction})
 
         @app.get("/v1/payout/transactions/<transaction_id>")
         def payout_get(transaction_id):
             with fake.lock:
                 transaction = fake.payouts.get(transaction_id)
+                title = fake.payout_results.get(transaction_id, "ACCEPTED")
             if transaction is None:
                 return not_found("transaction")
-            return answer(200, {"result": result("ACCEPTED", "00000", "Transfer done"), "transaction": transaction})
+            return answer(200, {"result": result(title, *PAYOUT_RESULTS[title]), "transaction": transaction})
 
         return app

@@ -61,7 +61,7 @@ class MonriClient(ApiClient):
     provider = "monri"
 
     def __init__(self, merchant_key: str, authenticity_token: str, base_url: str, *, timeout: float = 10.0,
-                 on_payment_created: Callable[[str, str], None] | None = None,
+                 on_payment_created: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
                  clock: Callable[[], float] = time.time):
         super().__init__(base_url, timeout=timeout)
         self._merchant_key = merchant_key
@@ -123,7 +123,7 @@ class MonriClient(ApiClient):
                 raise ValidationError(field, "is not a field of POST /v2/payment/new")
         answer = self.call("POST", "/v2/payment/new", json=body)
         if self._on_payment_created and isinstance(answer.get("id"), str):
-            self._on_payment_created(order_number, answer["id"])
+            self._on_payment_created(body, answer)
         return answer
 
     def update_payment(self, payment_id: str, amount: int) -> dict[str, Any]:

@@ -17,8 +17,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from hookhub import (InboundCall, InvalidRequest, Provider, ProviderNotFound, ProviderUnavailable, Setting,
-                     TransactionState, Trigger)
+from hookhub import (Checkout, InboundCall, InvalidRequest, PaymentRequest, Provider, ProviderNotFound,
+                     ProviderUnavailable, Setting, TransactionState, Trigger, Watch)
 
 from . import signing
 from .client import MonriClient
@@ -86,6 +86,10 @@ def _occurred_at(value: Any) -> datetime | None:
         return None
 
 
+class _NotPaidYet(ProviderUnavailable):
+    """Monri knows the payment, and the buyer has not paid it (yet)."""
+
+
 class Monri(Provider):
     name = "monri"
     settings = (
@@ -101,8 +105,37 @@ class Monri(Provider):
         return MonriClient(self.config["merchant_key"], self.config["authenticity_token"], self.config["base_url"],
                            timeout=self.timeout, on_payment_created=self._remember_payment)
 
-    def _remember_payment(self, order_number: str, payment_id: str) -> None:
+    def _remember_payment(self, request: dict[str, Any], answer: dict[str, Any]) -> None:
+        """A payment created through the client: its id is remembered for returns, and it is watched."""
+        order_number, payment_id = request["order_number"], answer["id"]
         self.memo.put(_memo_key(order_number), payment_id)
+        self.watch(Watch(kind="payment", order_id=order_number, reference=payment_id, amount=request["amount"],
+                         currency=request["currency"], key=order_number))
+
+    # -- payments a shop starts --------------------------------------------------------------------
+
+    def start_payment(self, request: PaymentRequest) -> Checkout:
+        """``POST /v2/payment/new``; give ``client_secret`` to Monri Components on the shop's page.
+
+        ``transaction_type`` defaults to ``purchase`` (``authorize`` to capture later) and
+        ``order_info`` to "Order <order_id>"; other fields are Monri's own (``ch_full_name``, ...).
+        """
+        fields = dict(request.fields)
+        fields.setdefault("transaction_type", "purchase")
+        fields.setdefault("order_info", f"Order {request.order_id}"[:100])
+        answer = self.client.create_payment(amount=request.amount, order_number=request.order_id,
+                                            currency=request.currency, **fields)
+        if not isinstance(answer.get("id"), str) or not isinstance(answer.get("client_secret"), str):
+            raise ProviderUnavailable(self.name, "payment/new answered without id and client_secret")
+        return Checkout(provider=self.name, order_id=request.order_id, reference=answer["id"], amount=request.amount,
+                        currency=request.currency, client_secret=answer["client_secret"], raw=answer)
+
+    def poll(self, watch: Watch) -> TransactionState | None:
+        """``payment_status`` of the payment hookhub created; None while it has no result."""
+        try:
+            return self.fetch(Trigger(watch.order_id, context={"payment_id": watch.reference}))
+        except _NotPaidYet:
+            return None
 
     def ping(self) -> str:
         self.client.list_customers(limit=1)
@@ -172,8 +205,7 @@ class Monri(Provider):
         if not isinstance(result, dict):
             # Not paid yet (payment_method_required, action_required): a payment hookhub created
             # and Monri knows, so keep checking on the full schedule.
-            raise ProviderUnavailable(self.name, f"payment {payment_id} has no result yet "
-                                                 f"({answer.get('payment_status')})")
+            raise _NotPaidYet(self.name, f"payment {payment_id} has no result yet ({answer.get('payment_status')})")
         try:
             if _required_text(result, "order_number", 40) != trigger.reference:
                 raise ValueError("the payment belongs to another order")

@@ -8,6 +8,13 @@ approved, invalid-request (4xx, with ``message``) or error (500).
 
 As Monri and the buyer, the sandbox signs what Monri sends merchants: callbacks (``WP3-callback``
 over the body) and success URLs (a digest over the URL hookhub's public address gives).
+
+A page standing for Monri Components pays what ``POST /v2/payment/new`` created:
+``/components/pay?client_secret=<client_secret>`` (``components_url``). Pay approves the payment,
+Decline declines it; then, as Monri, the sandbox posts the signed callback to
+``{hookhub_url}/hooks/monri`` (for approved payments only: Monri calls back about those) and sends
+the buyer to the signed success URL ``{public_url}/return/monri?...&digest=``. Cancel leaves the
+payment as it was and sends the buyer to hookhub's failure page.
 """
 
 from __future__ import annotations
@@ -22,10 +29,12 @@ from urllib.parse import urlencode
 
 from flask import Flask, Response, request
 
-from hookhub import Sandbox, SimulatedPayment, SimulatedRequest
+from hookhub import Sandbox, SimulatedPayment, SimulatedRequest, to_major_units
 
 # The callback's status and response_code for a sandbox payment in each state.
 RESULT_FOR = {"approved": ("approved", "0000"), "declined": ("declined", "1005"), "pending": ("pending", "pending")}
+COMPONENTS_PAGE = "/components/pay"
+UNPAID = "payment_method_required"  # payment_status of a created payment nobody has paid yet
 
 
 class MonriSandbox(Sandbox):
@@ -57,22 +66,38 @@ class MonriSandbox(Sandbox):
         digest = hashlib.sha512((self.merchant_key + url).encode()).hexdigest()
         return f"{url}&digest={digest}"
 
+    def components_url(self, client_secret: str) -> str:
+        """The page standing for Monri Components, where the buyer pays what ``client_secret`` names."""
+        return f"{self.url}{COMPONENTS_PAGE}?{urlencode({'client_secret': client_secret})}"
+
     def make_payment(self, *, order_id: str, amount: int, currency: str, status: str) -> SimulatedPayment:
+        """A payment for ``order_id``; when the shop created one for it (``/v2/payment/new``) that nobody
+        has paid yet, that one is paid, for its created amount, currency and transaction type."""
+        with self.lock:
+            payment = next((p for p in self.payments.values() if p["order_number"] == order_id), None)
+            if payment is not None and payment["payment_status"] != UNPAID:
+                raise ValueError(f"order number {order_id} has already been taken")
+            from_checkout = payment is not None
+            if payment is None:
+                payment_id = secrets.token_hex(20)
+                payment = self.payments[payment_id] = {
+                    "id": payment_id, "client_secret": secrets.token_hex(20), "amount": amount, "currency": currency,
+                    "order_number": order_id, "transaction_type": "purchase", "payment_status": UNPAID,
+                    "result": None,
+                }
+            return self.pay_created(payment["id"], status, from_checkout=from_checkout)
+
+    def pay_created(self, payment_id: str, status: str, *, from_checkout: bool = True) -> SimulatedPayment:
+        """The buyer pays (or is declined) an unpaid payment; a pending one stays unpaid."""
         transaction_id = str(secrets.randbelow(9 * 10**8) + 10**8)
         with self.lock:
-            if any(p["order_number"] == order_id for p in self.payments.values()):
-                raise ValueError(f"order number {order_id} has already been taken")
-            payment_id = secrets.token_hex(20)
-            self.payments[payment_id] = {
-                "id": payment_id, "client_secret": secrets.token_hex(20), "amount": amount, "currency": currency,
-                "order_number": order_id, "transaction_type": "purchase",
-                "payment_status": "payment_method_required", "result": None,
-            }
+            payment = self.payments[payment_id]
             if status != "pending":  # a pending payment has no result yet
-                payment = self.complete(payment_id, *RESULT_FOR[status])
-                payment["result"]["id"] = int(transaction_id)
-        return SimulatedPayment(self.name, order_id, amount, currency, status, transaction_id,
-                                {"payment_id": payment_id})
+                self.complete(payment_id, *RESULT_FOR[status])["result"]["id"] = int(transaction_id)
+            return SimulatedPayment(self.name, payment["order_number"], payment["amount"], payment["currency"],
+                                    status, transaction_id,
+                                    {"payment_id": payment_id, "transaction_type": payment["transaction_type"]},
+                                    from_checkout=from_checkout)
 
     def callback(self, payment: SimulatedPayment) -> SimulatedRequest:
         if payment.status == "pending":
@@ -82,7 +107,8 @@ class MonriSandbox(Sandbox):
             "id": int(payment.transaction_id), "acquirer": "sandbox", "order_number": payment.order_id,
             "order_info": "hookhub sandbox", "amount": payment.amount, "currency": payment.currency,
             "status": status, "response_code": response_code, "approval_code": "629762",
-            "transaction_type": "purchase", "masked_pan": "434179-xxx-xxx-0044",
+            "transaction_type": payment.details.get("transaction_type", "purchase"),
+            "masked_pan": "434179-xxx-xxx-0044",
             "created_at": datetime.now(timezone.utc).isoformat(),
         }, separators=(",", ":")).encode()
         return SimulatedRequest("POST", "/hooks/monri", headers=self.callback_headers(body), body=body)
@@ -134,6 +160,8 @@ class MonriSandbox(Sandbox):
         def _authenticate():
             with fake.lock:
                 fake.requests.append((request.method, request.full_path.rstrip("?")))
+            if request.path == COMPONENTS_PAGE:  # the buyer's browser: no API credentials
+                return None
             if request.headers.get("Content-Type") != "application/json" or \
                     request.headers.get("Accept") != "application/json":
                 return invalid("Content-Type and Accept must be application/json")
@@ -156,6 +184,33 @@ class MonriSandbox(Sandbox):
                 return answer(500, status="error",
                               message="An error occurred while processing request. Please try later.")
             return None
+
+        @app.route(COMPONENTS_PAGE, methods=["GET", "POST"])
+        def components():
+            secret = request.args.get("client_secret", "")
+            with fake.lock:
+                payment = next((p for p in fake.payments.values()
+                                if p["client_secret"] == secret and p["payment_status"] == UNPAID), None)
+            if payment is None:
+                return fake.page(404, "Payment not found", "No payment waits for this client_secret.")
+            if request.method == "GET":
+                amount = f"{to_major_units(payment['amount'], payment['currency'] or 'EUR')} {payment['currency']}"
+                return fake.pay_page("Pay with Monri", [("Order", payment["order_number"]), ("Amount", amount)])
+            action = fake.page_action(request.form)
+            if action is None:
+                return fake.page(400, "Unknown action", "Press Pay, Decline or Cancel.")
+            hookhub = fake.hookhub_url
+            if action == "cancel":
+                return fake.send_buyer(hookhub and f"{hookhub}/result/failure", "You canceled the payment.")
+            with fake.lock:
+                if payment["payment_status"] != UNPAID:  # paid from another tab meanwhile
+                    return fake.page(404, "Payment not found", "This payment is done already.")
+                paid = fake.pay_created(payment["id"], "approved" if action == "pay" else "declined")
+            if paid.status == "approved":
+                fake.notify_hookhub(fake.callback(paid))
+            public = fake.public_url
+            back = fake.buyer_return(paid, public_url=public) if public else None
+            return fake.send_buyer(back and f"{public}{back.target}", f"Payment {paid.status}.")
 
         @app.post("/v2/payment/new")
         def payment_new():

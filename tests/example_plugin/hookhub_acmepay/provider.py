@@ -12,8 +12,8 @@ import hmac
 import re
 from typing import Any
 
-from hookhub import (InboundCall, InvalidRequest, InvalidSignature, Provider, ProviderUnavailable, Reply,
-                     Setting, TransactionState, Trigger, ValidationError)
+from hookhub import (Checkout, InboundCall, InvalidRequest, InvalidSignature, PaymentRequest, Provider,
+                     ProviderUnavailable, Reply, Setting, TransactionState, Trigger, ValidationError, Watch)
 
 from .client import AcmePayClient, check_payment_id
 
@@ -22,7 +22,7 @@ _SIGNATURE = re.compile(r"^sha256=([0-9a-fA-F]{64})$")
 
 # AcmePay's payment states, and what each one is to hookhub. Any other state is an answer this
 # plugin cannot read: it is refused (ProviderUnavailable), never guessed at.
-STATUS_FOR_STATE = {"succeeded": "approved", "failed": "declined", "processing": "pending"}
+STATUS_FOR_STATE = {"succeeded": "approved", "failed": "declined", "processing": "pending", "open": "pending"}
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -51,7 +51,8 @@ class AcmePay(Provider):
     needs_public_url = False  # the signature covers the body only, not the URL it was sent to
 
     def create_client(self) -> AcmePayClient:
-        return AcmePayClient(self.config["api_key"], self.config["base_url"], timeout=self.timeout)
+        return AcmePayClient(self.config["api_key"], self.config["base_url"], timeout=self.timeout,
+                             on_created=self.watch)
 
     def ping(self) -> str:
         account = self.client.get_account()
@@ -104,6 +105,21 @@ class AcmePay(Provider):
             status=STATUS_FOR_STATE[state], transaction_id=answer["id"], order_id=answer["order_ref"],
             amount=amount, currency=currency.upper(), raw=answer,
         )
+
+    # -- payments a shop starts ------------------------------------------------------------------------
+
+    def start_payment(self, request: PaymentRequest) -> Checkout:
+        """``hookhub.start_payment("acmepay", ...)``: the buyer goes to the payment's ``checkout_url``."""
+        if request.fields:
+            raise ValidationError(sorted(request.fields)[0], "is not a field AcmePay takes")
+        answer = self.client.create_payment(amount=request.amount, currency=request.currency,
+                                            order_ref=request.order_id, return_url=request.return_url)
+        return Checkout(provider=self.name, order_id=request.order_id, reference=answer["id"], amount=request.amount,
+                        currency=request.currency, redirect_url=answer["checkout_url"], raw=answer)
+
+    def poll(self, watch: Watch) -> TransactionState | None:
+        """What AcmePay says of a watched payment now: the same answer as ``fetch``."""
+        return self.fetch(Trigger(watch.reference))
 
     def acknowledge(self, call: InboundCall) -> Reply:
         """AcmePay stops retrying on any 2xx; it logs the body, so say something short."""

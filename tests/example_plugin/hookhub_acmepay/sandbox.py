@@ -102,6 +102,20 @@ class AcmePaySandbox(Sandbox):
                 return error(404, "not_found", f"No such payment: {payment_id}")
             return Response(json.dumps(found), 200, content_type="application/json")
 
+        @app.post("/v1/payments")
+        def create_payment():
+            body = request.get_json(silent=True) or {}
+            amount, currency, order_ref = body.get("amount"), body.get("currency"), body.get("order_ref")
+            if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0 or not order_ref \
+                    or not isinstance(currency, str):
+                return error(400, "invalid_request", "amount, currency and order_ref are required")
+            payment_id = f"pay_{secrets.token_hex(12)}"
+            created = {"id": payment_id, "order_ref": order_ref, "amount": amount, "currency": currency,
+                       "state": "open", "checkout_url": f"{fake.url}/checkout/{payment_id}"}
+            with fake.lock:
+                fake.payments[payment_id] = created
+            return Response(json.dumps(created), 201, content_type="application/json")
+
         @app.get("/v1/account")
         def account():
             body = {"id": "acct_sandbox", "name": "hookhub sandbox", "livemode": False}

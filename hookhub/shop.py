@@ -1,0 +1,69 @@
+"""What a shop's own process calls: provider clients, ``start_payment`` and ``start_payout``.
+
+They work in any process: inside hookhub's server, inside the shop's own Flask or Django app, or in
+a script. Outside hookhub's server they use a standalone hub (``hookhub.hub.standalone``) built
+from the same ``HOOKHUB_*`` settings, which imports no handler and starts no thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import HookhubError
+from .hub import Hub, standalone
+from .outbound import (Checkout, PaymentRequest, Payout, PayoutRequest, check_amount, check_currency,
+                       check_order_id)
+
+
+def hub_for(app: Any = None, settings: Mapping[str, Any] | None = None) -> Hub:
+    """``app``'s hub; else a standalone one for ``settings``; else the current hookhub app's, or
+    the standalone one of this process's environment."""
+    if app is not None:
+        return Hub.of(app)
+    if settings is not None:
+        return standalone(settings)
+    from flask import current_app, has_app_context
+
+    if has_app_context():
+        hub = current_app.extensions.get("hookhub")
+        if isinstance(hub, Hub):
+            return hub
+    return standalone()
+
+
+def client(name: str, app: Any = None, *, settings: Mapping[str, Any] | None = None) -> Any:
+    return hub_for(app, settings).registry.require(name).client
+
+
+def _public_route(hub: Hub, route: str, provider: str) -> str | None:
+    public_url = hub.settings.get("HOOKHUB_PUBLIC_URL")
+    return f"{public_url}/{route}/{provider}" if public_url else None
+
+
+def start_payment(provider: str, *, order_id: str, amount: int, currency: str, app: Any = None,
+                  settings: Mapping[str, Any] | None = None, **provider_fields: Any) -> Checkout:
+    request = PaymentRequest(
+        order_id=check_order_id("order_id", order_id), amount=check_amount("amount", amount),
+        currency=check_currency("currency", currency), fields=provider_fields)
+    hub = hub_for(app, settings)
+    chosen = hub.registry.require(provider)
+    request = dataclasses.replace(request, return_url=_public_route(hub, "return", provider),
+                                  notify_url=_public_route(hub, "hooks", provider))
+    checkout = chosen.start_payment(request)
+    if not isinstance(checkout, Checkout):
+        raise HookhubError(f"provider {provider!r} answered start_payment with {type(checkout).__name__}, "
+                           "not a Checkout")
+    return dataclasses.replace(checkout, watched=hub.watches.recorded(provider, "payment", request.order_id))
+
+
+def start_payout(provider: str, *, reference: str, amount: int, currency: str, app: Any = None,
+                 settings: Mapping[str, Any] | None = None, **destination: Any) -> Payout:
+    request = PayoutRequest(reference=check_order_id("reference", reference), amount=check_amount("amount", amount),
+                            currency=check_currency("currency", currency), destination=destination)
+    hub = hub_for(app, settings)
+    payout = hub.registry.require(provider).start_payout(request)
+    if not isinstance(payout, Payout):
+        raise HookhubError(f"provider {provider!r} answered start_payout with {type(payout).__name__}, not a Payout")
+    return dataclasses.replace(payout, watched=hub.watches.recorded(provider, "payout", request.reference))
