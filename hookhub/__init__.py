@@ -24,12 +24,13 @@ from .money import to_major_units, to_minor_units
 from .outbound import Checkout, PaymentRequest, Payout, PayoutRequest, Watch
 from .providers import Memo, Provider, Setting
 from .sandbox import Sandbox, SandboxServer, SimulatedPayment, SimulatedRequest
-from .states import PAYMENT_STATUSES, PAYOUT_STATUSES, TransactionState
+from .states import MOVEMENT_KINDS, PAYMENT_STATUSES, PAYOUT_STATUSES, Movement, TransactionState
 from .tokens import read as _read_token
 
 __all__ = [
     "ApiClient", "ApiResponse", "Checkout", "ConfigError", "EVENT_TYPES", "Event", "HookhubError",
-    "InboundCall", "InvalidRequest", "InvalidResultToken", "InvalidSignature", "Memo", "PAYMENT_STATUSES",
+    "InboundCall", "InvalidRequest", "InvalidResultToken", "InvalidSignature", "MOVEMENT_KINDS", "Memo",
+    "Movement", "PAYMENT_STATUSES",
     "PAYOUT_STATUSES", "PaymentRequest", "Payout", "PayoutRequest", "Provider", "ProviderAPIError",
     "ProviderAuthError", "ProviderError", "ProviderNotFound", "ProviderUnavailable", "Reply", "Sandbox",
     "SandboxServer", "Setting", "SimulatedPayment", "SimulatedRequest", "StoreUnavailable", "TransactionState",

@@ -20,7 +20,10 @@ class Event:
     """One real state change of one transaction.
 
     ``id`` is unique and stable: a handler that sees the same ``id`` twice (deliveries are at least
-    once) must treat the second as already done. ``amount`` is an int in minor units. ``raw`` is the
+    once) must treat the second as already done. ``amount`` is an int in minor units: this
+    movement's (a partial refund's refunded part, one capture's captured part). ``totals`` is the
+    payment after it: ``{"authorized", "captured", "refunded"}`` in minor units (a payout's:
+    ``{"paid"}``); a payment is fully refunded when ``refunded == captured``. ``raw`` is the
     provider-fetched payload that the event was made from. For ``payment.mismatch``, ``expected``
     holds the merchant's ``{"amount": ..., "currency": ...}`` that the payment did not match.
     """
@@ -37,6 +40,7 @@ class Event:
     received_at: datetime
     raw: dict[str, Any]
     expected: dict[str, Any] | None = None
+    totals: dict[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -50,4 +54,5 @@ class Event:
         data["received_at"] = self.received_at.isoformat()
         data["raw"] = jsonutil.to_plain(self.raw)
         data["expected"] = jsonutil.to_plain(self.expected)
+        data["totals"] = dict(self.totals)
         return data

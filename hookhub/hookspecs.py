@@ -56,8 +56,9 @@ def hookhub_handle_event(event: Event) -> None:
 def hookhub_expected_payment(provider: str, order_id: str) -> tuple[int, str] | None:
     """Say what an order should cost: ``(amount_in_minor_units, currency)``, or None if unknown.
 
-    Called before an approved payment is recorded. When the fetched amount or currency differs,
-    the event is ``payment.mismatch`` instead of ``payment.approved``. The first non-None answer
+    Called once per payment, before its approval (the authorized amount, or the amount paid in
+    one step) is booked. When that amount or currency differs, the event is ``payment.mismatch``
+    instead of ``payment.approved``. The first non-None answer
     wins. An exception here postpones the verification (callbacks get 503 and are retried).
     """
 

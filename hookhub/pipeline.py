@@ -24,7 +24,8 @@ from .plugins import Hooks
 from .providers import Provider
 from .registry import Registry
 from .retry import RetryPolicy
-from .states import TransactionState, is_settled, is_transition
+from .ledger import approval_of
+from .states import TransactionState, is_settled
 from .store import Store, VerificationJob, new_event_id, utcnow
 
 log = logging.getLogger("hookhub")
@@ -276,23 +277,28 @@ class Pipeline:
 
     def _judge(self, provider: Provider, state: TransactionState,
                before_waiting: Callable[[], object] = lambda: None) -> _Fetched:
-        """``state`` with secrets scrubbed, and an approval the merchant did not expect as a mismatch."""
+        """``state`` with secrets scrubbed, and what the merchant expected of its approval if that differs.
+
+        The shop's ``hookhub_expected_payment`` is asked once per payment: about the approval
+        (authorized, or paid in one step), while none is booked.
+        """
         state = dataclasses.replace(state, raw=redact.scrub_mapping(state.raw, self.secrets))
-        if state.kind != "payment" or state.status != "approved" or not self.hooks.expects_payments:
+        approval = approval_of(state)
+        if approval is None or not self.hooks.expects_payments:
             return _Fetched(state)
         before_waiting()
         current = self.store.get_transaction(provider.name, state.lock_key)
-        if current is not None and not is_transition(current.status, "approved"):
-            return _Fetched(state)  # already settled: a duplicate needs no second opinion
+        if current is not None and current.authorized:
+            return _Fetched(state)  # already approved: judged when it was
         try:
             expected = self.hooks.expected_payment(provider.name, state.order_id)
         except Exception as exc:  # the merchant's hook failed: decide later rather than guess now
             log.exception("hookhub_expected_payment failed for %s order %s", provider.name, state.order_id)
             return _Fetched(problem=Problem.UNAVAILABLE, detail=f"hookhub_expected_payment raised {type(exc).__name__}")
-        if expected is None or expected == (state.amount, state.currency):
+        if expected is None or expected == (approval.amount, approval.currency or state.currency):
             return _Fetched(state)
         amount, currency = expected
-        return _Fetched(dataclasses.replace(state, status="mismatch"), {"amount": amount, "currency": currency})
+        return _Fetched(state, {"amount": amount, "currency": currency})
 
     def _reconcile(self, provider: Provider, fetched: _Fetched, *, source: str, call: InboundCall | None,
                    http_status: int, reference: str,
@@ -305,27 +311,23 @@ class Pipeline:
         state = fetched.state
         assert state is not None
         with self.store.locked(provider.name, state.lock_key) as tx:
-            current = tx.current.status if tx.current else None
-            if is_transition(current, state.status, state.kind):
-                event_id, outcome = new_event_id(), "event"
-            else:
-                latest = tx.latest_event()
-                event_id, outcome = (latest.id if latest else None), ("duplicate" if current == state.status else "stale")
+            planned = tx.plan(state, expected=fetched.expected)
+            event_ids = [new_event_id() for _ in planned.events]
+            latest = None if event_ids else tx.latest_event()
             if call is not None:
                 call = dataclasses.replace(call, id=tx.finish_call(
-                    call, outcome=outcome, status_code=http_status, reference=reference, event_id=event_id))
+                    call, outcome=planned.outcome, status_code=http_status, reference=reference,
+                    event_id=event_ids[-1] if event_ids else (latest.id if latest else None)))
                 inbound_call_id = call.id
-            if outcome == "event":
-                event: Event | None = tx.add_event(
-                    state, source=source, inbound_call_id=inbound_call_id,
-                    received_at=call.received_at if call else utcnow(),
-                    handlers=self.handler_names, expected=fetched.expected, event_id=event_id)
-            else:
-                event = latest
+            events = tx.apply(state, planned, source=source, inbound_call_id=inbound_call_id,
+                              received_at=call.received_at if call else utcnow(), handlers=self.handler_names,
+                              event_ids=event_ids)
+            event = events[-1] if events else latest
             status = tx.current.status if tx.current else state.status
-        if outcome == "event":
+        if events:
             self.on_new_work()
-        return Handled(http_status, outcome, provider.name, status=status, event=event, reference=reference), call
+        return Handled(http_status, planned.outcome, provider.name, status=status, event=event,
+                       reference=reference), call
 
     # -- background re-checks ----------------------------------------------------------------------
 

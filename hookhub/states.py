@@ -1,8 +1,13 @@
-"""The lifecycle of payments and payouts, defined once: statuses, which changes are real, event types.
+"""The lifecycle of payments and payouts, defined once: statuses, money movements, which changes are
+real, and the event types.
 
-The state machine is monotonic: a transaction only moves forward, so a stale or replayed answer can
-never undo a later one (a late "pending" never overwrites "approved"). Event types, the buyer's
-result pages and the public status lists are all derived from the tables here.
+A payment is a small ledger. Its money moves in movements, each with the provider's own id and
+amount: an authorization or a one-step payment, captures, refunds and voids. Each real movement is
+exactly one event; its totals (authorized, captured, refunded) are derived from the movements. Its
+other statuses (pending, declined, expired) are a monotonic state machine: a transaction only moves
+forward, so a stale or replayed answer never undoes a later one (a late "pending" never overwrites
+"approved"). Event types, the buyer's result pages and the public status lists are all derived
+from the tables here.
 """
 
 from __future__ import annotations
@@ -37,9 +42,33 @@ LIFECYCLE: dict[str, dict[str, frozenset[str]]] = {
     },
 }
 
+# Money movements of a payment, and the status each one gives the payment; its event is
+# ``payment.<that status>``, except a capture's, which is ``payment.captured``. An authorization and a
+# one-step payment are the payment's approval: a payment has one, whatever ids sources give it.
+MOVEMENT_STATUS: dict[str, str] = {
+    "authorization": "approved",  # money reserved: authorized grows
+    "payment": "approved",  # paid in one step: authorized and captured grow
+    "capture": "approved",  # part or all of an authorization taken: captured grows
+    "refund": "refunded",  # part or all of what was captured given back: refunded grows
+    "void": "canceled",  # an authorization released (or a payment reversed before settling)
+}
+MOVEMENT_KINDS = tuple(MOVEMENT_STATUS)
+APPROVALS = frozenset({"authorization", "payment"})
+# Statuses a provider's answer may move a payment to on its own; the others come from movements.
+STATUS_ONLY = frozenset({"pending", "declined", "expired"})
+
+
+def movement_event_type(kind: str, *, mismatch: bool = False) -> str:
+    """The event type of a booked movement (``payment.mismatch`` for an approval the shop did not expect)."""
+    if kind in APPROVALS and mismatch:
+        return "payment.mismatch"
+    return "payment.captured" if kind == "capture" else f"payment.{MOVEMENT_STATUS[kind]}"
+
+
 PAYMENT_STATUSES = tuple(LIFECYCLE["payment"])
 PAYOUT_STATUSES = tuple(LIFECYCLE["payout"])
-EVENT_TYPES = tuple(f"{kind}.{status}" for kind, statuses in LIFECYCLE.items() for status in statuses)
+EVENT_TYPES = tuple(dict.fromkeys(
+    [f"{kind}.{status}" for kind, statuses in LIFECYCLE.items() for status in statuses] + ["payment.captured"]))
 FINAL_STATUSES = frozenset(s for statuses in LIFECYCLE.values() for s, nxt in statuses.items() if not nxt)
 # What the buyer is told after a return, by the status hookhub holds: only a payment that went
 # through is a success; one being confirmed, or needing the merchant's eye (mismatch), is pending.
@@ -66,6 +95,43 @@ def is_settled(status: str | None) -> bool:
 
 
 @dataclasses.dataclass(frozen=True)
+class Movement:
+    """One movement of a payment's money, as the provider reports it.
+
+    ``kind`` is one of ``MOVEMENT_KINDS``; ``amount`` a positive int in minor units; ``id`` the
+    provider's own id of the movement (required for captures, refunds and voids: the same id
+    notified again is the same movement); ``currency`` None means the state's.
+    """
+
+    kind: str
+    amount: int
+    id: str | None = None
+    currency: str | None = None
+    occurred_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in MOVEMENT_STATUS:
+            raise ValueError(f"a movement's kind must be one of {MOVEMENT_KINDS}, not {self.kind!r}")
+        if isinstance(self.amount, bool) or not isinstance(self.amount, int):
+            raise TypeError("a movement's amount must be an int in minor units")
+        if not 0 < self.amount < 2**63:
+            raise ValueError("a movement's amount must be greater than zero")
+        if self.kind not in APPROVALS and not self.id:
+            raise ValueError(f"a {self.kind} needs the provider's id of it")
+        if self.id is not None and (len(self.id) > 128 or not self.id.isprintable()):
+            raise ValueError("a movement's id is printable text of at most 128 characters")
+        if self.currency is not None and (len(self.currency) != 3 or not self.currency.isalpha()):
+            raise ValueError(f"currency must be an ISO 4217 code, not {self.currency!r}")
+
+    def to_plain(self) -> dict[str, Any]:
+        return _plain(self)
+
+    @classmethod
+    def from_plain(cls, data: dict[str, Any]) -> Movement:
+        return cls(**_unplain(data))
+
+
+@dataclasses.dataclass(frozen=True)
 class TransactionState:
     """The authoritative state of one transaction, as fetched from the provider (or a signed callback).
 
@@ -73,6 +139,12 @@ class TransactionState:
     ``key`` groups the provider's records that belong to one payment (for example a refund that has
     its own transaction id); it defaults to ``transaction_id`` and is what the per-transaction lock
     and the state machine are keyed on.
+
+    ``movements`` are the payment's money movements the answer shows: every one the provider lists
+    (a session's captures and refunds) or just the one a notification is about. Movements hookhub
+    already booked are recognised and make nothing. A plugin that gives none says what the whole
+    payment is: an ``approved`` state is booked as a one-step payment of ``amount``, a ``refunded``
+    one as a refund of ``amount`` with ``transaction_id`` as its id, a ``canceled`` one as a void.
     """
 
     status: str
@@ -84,8 +156,13 @@ class TransactionState:
     kind: Kind = "payment"
     occurred_at: datetime | None = None
     key: str | None = None
+    movements: tuple[Movement, ...] = ()
 
     def __post_init__(self) -> None:
+        if not isinstance(self.movements, tuple) or not all(isinstance(m, Movement) for m in self.movements):
+            raise TypeError("movements must be a tuple of Movement")
+        if self.movements and self.kind != "payment":
+            raise ValueError("only payments have movements")
         if self.kind not in LIFECYCLE:
             raise ValueError(f"kind must be one of {tuple(LIFECYCLE)}, not {self.kind!r}")
         allowed = tuple(LIFECYCLE[self.kind])
@@ -112,13 +189,23 @@ class TransactionState:
 
     def to_plain(self) -> dict[str, Any]:
         """The state as plain JSON-able values (datetimes as ISO 8601), for ``from_plain``."""
-        data = dataclasses.asdict(self)
-        data["occurred_at"] = self.occurred_at.isoformat() if self.occurred_at else None
-        return data
+        return {**_plain(self), "movements": [m.to_plain() for m in self.movements]}
 
     @classmethod
     def from_plain(cls, data: dict[str, Any]) -> TransactionState:
-        values = dict(data)
-        if values.get("occurred_at"):
-            values["occurred_at"] = datetime.fromisoformat(values["occurred_at"])
+        values = _unplain(data)
+        values["movements"] = tuple(Movement.from_plain(m) for m in values.get("movements") or ())
         return cls(**values)
+
+
+def _plain(value: Any) -> dict[str, Any]:
+    data = dataclasses.asdict(value)
+    data["occurred_at"] = value.occurred_at.isoformat() if value.occurred_at else None
+    return data
+
+
+def _unplain(data: dict[str, Any]) -> dict[str, Any]:
+    values = dict(data)
+    if values.get("occurred_at"):
+        values["occurred_at"] = datetime.fromisoformat(values["occurred_at"])
+    return values

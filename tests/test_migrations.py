@@ -47,9 +47,14 @@ def store(url):
 
 def legacy_rows() -> dict[str, list[dict]]:
     """The legacy dump's rows, table by table, read back through SQLite."""
+    return dump_rows(LEGACY_DUMP)
+
+
+def dump_rows(dump: Path) -> dict[str, list[dict]]:
+    """A dump's rows, table by table, read back through SQLite."""
     engine = create_engine("sqlite://")
     with engine.connect() as conn:
-        conn.connection.driver_connection.executescript(LEGACY_DUMP.read_text())
+        conn.connection.driver_connection.executescript(dump.read_text())
         tables = MetaData()
         tables.reflect(conn)
         rows = {name: [r._asdict() for r in conn.execute(select(table))] for name, table in tables.tables.items()}
@@ -171,3 +176,78 @@ def test_servers_starting_at_once_on_an_empty_database_create_it_once(store, url
     assert migrate.status(store).up_to_date
     with store.engine.connect() as conn:
         assert conn.execute(text(f"SELECT count(*) FROM {migrate.VERSION_TABLE}")).scalar_one() == 1
+
+
+# A store written at revision 0003, before ledgers: Monri order-A paid 10000 and refunded 3000 (booked
+# as "refunded" then), order-B authorized 6000, order-C paid and voided, order-D declined.
+LEDGERLESS_DUMP = Path(__file__).parent / "data" / "hookhub-0003-ledgerless.sqlite.sql"
+LEDGER_KEY = "ledger-test-merchant-key"
+
+
+@pytest.fixture
+def ledgerless(url, store):
+    """The database as hookhub left it at revision 0003, with its data."""
+    if store.dialect == "sqlite":
+        with sqlite3.connect(store.engine.url.database) as conn:
+            conn.executescript(LEDGERLESS_DUMP.read_text())
+        return
+    migrate.upgrade(store, "0003")
+    tables = MetaData()
+    with store.engine.begin() as conn:
+        tables.reflect(conn)
+        rows = dump_rows(LEDGERLESS_DUMP)
+        for name in ("inbound_calls", "transactions", "transaction_locks", "events", "deliveries", "verifications"):
+            if rows[name]:
+                conn.execute(tables.tables[name].insert(), rows[name])
+            if "id" in tables.tables[name].c and name != "events" and rows[name]:
+                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), (SELECT max(id) FROM {name}))"))
+
+
+def signed_webhook(client, kind, order, id, amount):
+    import hashlib
+    import json
+
+    payload = {"id": id, "order_number": order, "amount": amount, "currency": "EUR", "status": "approved",
+               "response_code": "0000", "transaction_type": kind, "created_at": "2026-11-30T13:00:00Z"}
+    raw = json.dumps({"event": f"transaction:{kind}:approved", "payload": payload}).encode()
+    digest = hashlib.sha512(LEDGER_KEY.encode() + raw).hexdigest()
+    return client.post("/hooks/monri", data=raw, headers={"Authorization": f"WP3-callback {digest}"})
+
+
+def test_a_store_from_before_ledgers_becomes_ledgers_keeping_every_event(make_app, ledgerless, store, url):
+    shop = Shop()
+    app = make_app({"HOOKHUB_DATABASE_URL": url, "HOOKHUB_MONRI_MERCHANT_KEY": LEDGER_KEY}, plugins=[shop],
+                   prepare_store=False)
+    upgraded = run(app, "db", "upgrade")
+    assert upgraded.exit_code == 0, upgraded.output
+    assert upgraded.output.strip() == f"upgraded from 0003 to {migrate.head()}"
+    assert_schema_is_what_the_code_declares(store)
+    stored = hub_of(app).store
+    old = dump_rows(LEDGERLESS_DUMP)
+    assert [(e.id, e.type, e.amount) for e in stored.list_events()] == [
+        (r["id"], r["type"], r["amount"]) for r in old["events"]]
+
+    def ledger(order):
+        [payment] = stored.payment_ledgers("monri", order)
+        return payment["status"], payment["totals"], [(m["kind"], m["amount"], m["status"]) for m in payment["movements"]]
+
+    assert ledger("order-A") == ("approved", {"authorized": 10000, "captured": 10000, "refunded": 3000},
+                                 [("payment", 10000, "booked"), ("refund", 3000, "booked")])
+    assert ledger("order-B") == ("approved", {"authorized": 6000, "captured": 0, "refunded": 0},
+                                 [("authorization", 6000, "booked")])
+    assert ledger("order-C")[0] == "canceled" and ledger("order-D") == ("declined", {"authorized": 0, "captured": 0,
+                                                                                     "refunded": 0}, [])
+    refund_event = next(e for e in stored.list_events() if e.type == "payment.refunded")
+    assert refund_event.totals == {"authorized": 10000, "captured": 10000, "refunded": 3000}
+
+    # The old movements take part in new work: a repeat is a duplicate, new parts are one event each.
+    client = app.test_client()
+    assert signed_webhook(client, "refund", "order-A", 502, 3000).status_code == 200
+    assert signed_webhook(client, "refund", "order-A", 503, 2000).status_code == 200
+    assert signed_webhook(client, "capture", "order-B", 602, 2500).status_code == 200
+    assert signed_webhook(client, "purchase", "order-A", 501, 10000).status_code == 200
+    drain(app)
+    assert [(e.type, e.amount, e.totals) for e in shop.events] == [
+        ("payment.refunded", 2000, {"authorized": 10000, "captured": 10000, "refunded": 5000}),
+        ("payment.captured", 2500, {"authorized": 6000, "captured": 2500, "refunded": 0}),
+    ]

@@ -134,8 +134,11 @@ def test_a_capture_is_not_the_payment(make_app, recorder, monext):
         provider_client("monext").capture(authorization, 3000)  # a partial capture before any notification
     assert app.test_client().get(f"/hooks/monext?token={session_id}").status_code == 200
     drain(app)
-    assert [(e.type, e.amount, e.transaction_id) for e in recorder.events] == [
-        ("payment.approved", 5000, authorization)]
+    [capture] = [t["id"] for t in monext.sessions[session_id]["transactions"] if t["type"] == "CAPTURE"]
+    # The shop's expected price is compared with what was authorized, not with a capture of it.
+    assert [(e.type, e.amount, e.transaction_id, e.totals) for e in recorder.events] == [
+        ("payment.approved", 5000, authorization, {"authorized": 5000, "captured": 0, "refunded": 0}),
+        ("payment.captured", 3000, capture, {"authorized": 5000, "captured": 3000, "refunded": 0})]
 
 
 def test_pending_session_is_rechecked_until_final(app, client, monext, recorder):
@@ -165,10 +168,11 @@ def test_refused_attempt_then_accepted_retry_in_the_same_session(app, client, mo
     assert recorder.events[1].transaction_id == retried
 
 
-@pytest.mark.parametrize("action, event_type", [("refund", "payment.refunded"), ("cancel", "payment.canceled")])
-def test_accepted_refund_or_cancel_changes_the_payment(app, client, monext, recorder, action, event_type):
+@pytest.mark.parametrize("action, paid_as, event_type", [("refund", "AUTHORIZATION_AND_CAPTURE", "payment.refunded"),
+                                                         ("cancel", "AUTHORIZATION", "payment.canceled")])
+def test_accepted_refund_or_cancel_changes_the_payment(app, client, monext, recorder, action, paid_as, event_type):
     session_id = monext.open_session("order-2007", 6000)
-    transaction_id = monext.settle(session_id, "ACCEPTED", transaction_type="AUTHORIZATION")
+    transaction_id = monext.settle(session_id, "ACCEPTED", transaction_type=paid_as)
     client.get(f"/hooks/monext?token={session_id}")
     with app.app_context():
         answer = getattr(provider_client("monext"), action)(transaction_id, 2500)
@@ -193,8 +197,9 @@ def test_refused_refund_leaves_the_payment_approved(app, client, monext, recorde
     drain(app)
     assert [e.type for e in recorder.events] == ["payment.approved"]
     assert outcomes(app) == ["event", "duplicate"]
-    # the refused refund was looked up on its own before being passed over
-    assert monext.requests.count(("GET", f"/v1/checkout/transactions/{monext.sessions[session_id]['transactions'][-1]['id']}")) == 1
+    # the refused refund is known from the payment's associated transactions, never looked up on its own
+    refused = monext.sessions[session_id]["transactions"][-1]["id"]
+    assert monext.requests.count(("GET", f"/v1/checkout/transactions/{refused}")) == 0
 
 
 def test_unknown_session_notification_is_404_and_creates_nothing(app, client, monext, recorder):

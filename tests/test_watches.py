@@ -164,7 +164,12 @@ def test_a_payout_answered_5xx_but_made_ends_succeeded(watching, moncash, record
     assert (payout.status, payout.watched) == ("pending", True)
     drain(app)
     assert kinds(recorder) == [("payout.succeeded", "po-1", 10000, "poll")]
+    assert recorder.events[0].totals == {"paid": 10000}
     assert watch_of(app, "moncash", "po-1", "payout")["status"] == "settled"
+    listed = app.test_cli_runner().invoke(args=["hookhub", "payouts", "list", "--json"])
+    assert [(p["reference"], p["status"], p["amount"]) for p in json.loads(listed.output)] == [("po-1", "succeeded", 10000)]
+    shown = app.test_cli_runner().invoke(args=["hookhub", "payouts", "show", "moncash", "po-1"])
+    assert "status:          succeeded" in shown.output and "payout.succeeded" in shown.output
 
 
 def test_a_pending_payout_is_pending_once_then_succeeds(watching, moncash, recorder):
@@ -191,6 +196,7 @@ def test_a_failed_payout_says_so_at_once(watching, moncash, recorder):
     assert payout.status == "failed"
     drain(app)
     assert kinds(recorder) == [("payout.failed", "po-3", 100, "client")]
+    assert recorder.events[0].totals == {"paid": 0}
 
 
 def test_a_refused_payout_raises_and_is_not_watched(watching, moncash, recorder):

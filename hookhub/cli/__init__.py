@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from . import operate, play, records, watching
+from . import money, operate, play, records, watching
 from .context import HubSource, environment_hub
 
 cli = click.Group("hookhub", help="""Run hookhub, try it against sandboxed providers, and look at and act on what it
@@ -27,7 +27,7 @@ Configuration comes from HOOKHUB_* environment variables (see docs/configuration
 --help says what it does.""")
 
 for command in (operate.serve, operate.providers, operate.plugins_command, operate.check, play.sandbox, play.simulate,
-                *records.GROUPS, watching.watches):
+                *records.GROUPS, watching.watches, money.payments, money.payouts):
     cli.add_command(command)
 
 

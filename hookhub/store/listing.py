@@ -19,6 +19,7 @@ def event_from_row(row: Any) -> Event:
         id=row.id, type=row.type, provider=row.provider, order_id=row.order_id,
         transaction_id=row.transaction_id, amount=row.amount, currency=row.currency, source=row.source,
         occurred_at=row.occurred_at, received_at=row.received_at, raw=row.raw, expected=row.expected,
+        totals=row.totals or {},
     )
 
 
@@ -152,3 +153,56 @@ class Listing:
             deleted += len(ids)
             if len(ids) < batch:
                 return deleted
+
+
+class Ledgers:
+    """Payments with their movements, and payouts, for ``hookhub payments`` and ``hookhub payouts``."""
+
+    def _read(self) -> AbstractContextManager[Connection]:
+        raise NotImplementedError
+
+    def payment_ledgers(self, provider: str, order_id: str) -> list[dict[str, Any]]:
+        """Every payment of ``order_id`` (usually one): its status, totals, movements and events."""
+        t, m, e = schema.transactions, schema.movements, schema.events
+        with self._read() as conn:
+            found = []
+            for row in conn.execute(select(t).where(t.c.provider == provider, t.c.order_id == order_id,
+                                                    t.c.kind == "payment").order_by(t.c.id)):
+                payment = row._asdict()
+                payment["totals"] = {"authorized": row.authorized, "captured": row.captured, "refunded": row.refunded}
+                payment["movements"] = [r._asdict() for r in conn.execute(
+                    select(m).where(m.c.transaction_pk == row.id).order_by(m.c.id))]
+                payment["events"] = [event_from_row(r) for r in conn.execute(
+                    select(e).where(e.c.transaction_pk == row.id).order_by(e.c.received_at, e.c.id))]
+                found.append(payment)
+        return found
+
+    def list_payouts(self, *, provider: str | None = None, reference: str | None = None,
+                     limit: int = 100) -> list[dict[str, Any]]:
+        """Payouts hookhub knows of, newest first: every one watched, with its status once known."""
+        v, t = schema.verifications, schema.transactions
+        query = select(v).where(v.c.kind == "payout").order_by(v.c.id.desc()).limit(limit)
+        if provider:
+            query = query.where(v.c.provider == provider)
+        if reference:
+            query = query.where(v.c.reference == reference)
+        with self._read() as conn:
+            rows = [r._asdict() for r in conn.execute(query)]
+            for row in rows:
+                state = conn.execute(select(t.c.status, t.c.transaction_id, t.c.last_event_id).where(
+                    t.c.provider == row["provider"], t.c.kind == "payout",
+                    t.c.order_id == row["reference"])).first()
+                row["payout_status"] = state.status if state else "unknown"
+                row["transaction_id"] = state.transaction_id if state else None
+        return [{"provider": r["provider"], "reference": r["reference"], "amount": r["amount"],
+                 "currency": r["currency"], "status": r["payout_status"], "transaction_id": r["transaction_id"],
+                 "watch": r["status"], "last_answer": r["last_answer"], "last_error": r["last_error"],
+                 "created_at": r["created_at"]} for r in rows]
+
+    def payout_events(self, provider: str, reference: str) -> list[Event]:
+        e, t = schema.events, schema.transactions
+        with self._read() as conn:
+            return [event_from_row(r) for r in conn.execute(
+                select(e).join(t, t.c.id == e.c.transaction_pk).where(
+                    t.c.provider == provider, t.c.kind == "payout", t.c.order_id == reference,
+                ).order_by(e.c.received_at, e.c.id))]

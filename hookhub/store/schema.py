@@ -91,6 +91,10 @@ transactions = Table(
     Column("last_event_id", String(40)),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # A payment's totals, from its booked movements (kept here so a read needs no sum).
+    Column("authorized", BigInteger, nullable=False, server_default="0"),
+    Column("captured", BigInteger, nullable=False, server_default="0"),
+    Column("refunded", BigInteger, nullable=False, server_default="0"),
     UniqueConstraint("provider", "key", name="uq_transactions_provider_key"),
     Index("ix_transactions_provider_order", "provider", "order_id"),
 )
@@ -111,10 +115,34 @@ events = Table(
     Column("raw", JSONText, nullable=False),
     Column("expected", JSONText),
     Column("inbound_call_id", Integer),
+    # The movement the event books (``hookhub.ledger.movement_key``), empty for a status event.
+    Column("movement_key", String(160), nullable=False, server_default=""),
+    Column("totals", JSONText),  # the payment's totals after the event
     Index("ix_events_received_at", "received_at"),
-    # The state machine never reaches a status twice, so a second event of one type for one
-    # transaction is a double: the database refuses it even if every lock above it failed.
-    Index("uq_events_transaction_type", "transaction_pk", "type", unique=True),
+    # The state machine never reaches a status twice, and a movement is booked once, so a second
+    # event of one type for one transaction and movement is a double: the database refuses it even
+    # if every lock above it failed.
+    Index("uq_events_transaction_type_movement", "transaction_pk", "type", "movement_key", unique=True),
+)
+
+# A payment's ledger: each money movement the provider reported, once, booked (with its event) or
+# held until it fits what is booked (a refund seen before its payment's approval).
+movements = Table(
+    "movements", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("transaction_pk", Integer, ForeignKey("transactions.id"), nullable=False),
+    Column("movement_key", String(160), nullable=False),
+    Column("kind", String(16), nullable=False),  # authorization, payment, capture, refund, void
+    Column("provider_id", String(128)),  # the provider's id of it
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("occurred_at", UTCDateTime),
+    Column("status", String(8), nullable=False),  # booked, held
+    Column("note", Text),  # why it is held
+    Column("event_id", String(40)),
+    Column("mismatch", Integer, nullable=False, server_default="0"),  # an approval booked as payment.mismatch
+    Column("recorded_at", UTCDateTime, nullable=False),
+    UniqueConstraint("transaction_pk", "movement_key", name="uq_movements_transaction_key"),
 )
 
 # One row per (event, handler): each handler's delivery lives and fails on its own.

@@ -23,11 +23,12 @@ from .. import redact
 from ..calls import InboundCall
 from ..errors import StoreUnavailable
 from ..events import Event
-from ..states import TransactionState
+from ..ledger import APPROVAL_KEY, Ledger, Plan, Recorded, Totals, plan
+from ..states import Movement, TransactionState
 from . import schema
 from .engine import LOCK_WAIT, WRITE, make_engine
 from .jobs import Jobs, utcnow
-from .listing import Listing, event_from_row
+from .listing import Ledgers, Listing, event_from_row
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,10 +42,17 @@ class TransactionRecord:
     amount: int
     currency: str
     last_event_id: str | None
+    authorized: int = 0
+    captured: int = 0
+    refunded: int = 0
+
+    @property
+    def totals(self) -> Totals:
+        return Totals(self.authorized, self.captured, self.refunded)
 
 
 _calls, _transactions, _events = schema.inbound_calls, schema.transactions, schema.events
-_locks, _deliveries = schema.transaction_locks, schema.deliveries
+_locks, _deliveries, _movements = schema.transaction_locks, schema.deliveries, schema.movements
 
 # The statements every inbound call runs, built once. Executing a prebuilt statement with its
 # parameters skips building and cache-keying a new statement object, which is most of the time a
@@ -54,12 +62,15 @@ _SELECT_TRANSACTION = select(_transactions).where(
 _LOCK_ROW = select(_locks.c.provider).where(
     _locks.c.provider == bindparam("p_provider"), _locks.c.key == bindparam("p_key")).with_for_update()
 _SELECT_EVENT = select(_events).where(_events.c.id == bindparam("p_id"))
+_SELECT_MOVEMENTS = select(_movements).where(_movements.c.transaction_pk == bindparam("p_pk")).order_by(_movements.c.id)
 _INSERT_CALL = insert(_calls)
 _UPDATE_CALL = update(_calls).where(_calls.c.id == bindparam("p_id"))
 _INSERT_TRANSACTION = insert(_transactions)
 _UPDATE_TRANSACTION = update(_transactions).where(_transactions.c.id == bindparam("p_id"))
 _INSERT_EVENT = insert(_events)
 _INSERT_DELIVERY = insert(_deliveries)
+_INSERT_MOVEMENT = insert(_movements)
+_BOOK_MOVEMENT = update(_movements).where(_movements.c.id == bindparam("p_id"))
 
 
 def new_event_id() -> str:
@@ -68,7 +79,13 @@ def new_event_id() -> str:
 
 def _record_from_row(row: Any) -> TransactionRecord:
     return TransactionRecord(row.provider, row.key, row.kind, row.status, row.transaction_id, row.order_id,
-                             row.amount, row.currency, row.last_event_id)
+                             row.amount, row.currency, row.last_event_id, row.authorized, row.captured, row.refunded)
+
+
+def recorded_from_row(row: Any) -> Recorded:
+    movement = Movement(row.kind, row.amount, id=row.provider_id, currency=row.currency, occurred_at=row.occurred_at)
+    return Recorded(row.movement_key, movement, booked=row.status == "booked", note=row.note, pk=row.id,
+                    mismatch=bool(row.mismatch))
 
 
 class Locked:
@@ -88,39 +105,86 @@ class Locked:
         row = self._conn.execute(_SELECT_EVENT, {"p_id": self.current.last_event_id}).first()
         return event_from_row(row) if row else None
 
-    def add_event(self, state: TransactionState, *, source: str, inbound_call_id: int | None,
-                  received_at: datetime, handlers: Sequence[str], expected: dict | None = None,
-                  event_id: str | None = None) -> Event:
-        """Move the transaction to ``state`` and record its event with one pending delivery per handler."""
+    def ledger(self) -> Ledger:
+        """What is held of this transaction: its status, totals and movements."""
+        if self.current is None or self._pk is None:
+            return Ledger()
+        recorded = tuple(recorded_from_row(row) for row in self._conn.execute(_SELECT_MOVEMENTS, {"p_pk": self._pk}))
+        return Ledger(status=self.current.status, currency=self.current.currency, totals=self.current.totals,
+                      movements=recorded)
+
+    def plan(self, state: TransactionState, *, expected: dict | None = None) -> Plan:
+        """What applying ``state`` to this transaction's ledger would record."""
+        return plan(self.ledger(), state, expected=expected)
+
+    def reconcile(self, state: TransactionState, *, source: str, inbound_call_id: int | None,
+                  received_at: datetime, handlers: Sequence[str],
+                  expected: dict | None = None) -> tuple[Plan, list[Event]]:
+        """Apply ``state`` to this transaction's ledger: the plan, and the events it recorded."""
+        planned = self.plan(state, expected=expected)
+        return planned, self.apply(state, planned, source=source, inbound_call_id=inbound_call_id,
+                                   received_at=received_at, handlers=handlers)
+
+    def apply(self, state: TransactionState, planned: Plan, *, source: str, inbound_call_id: int | None,
+              received_at: datetime, handlers: Sequence[str], event_ids: Sequence[str] = ()) -> list[Event]:
+        """Record ``planned``: its movements, its events (ids from ``event_ids`` if given) with one
+        pending delivery per handler each, and the transaction's new status and totals. Nothing is
+        written for a plan that changes nothing."""
+        if not (planned.events or planned.new or planned.released):
+            return []
         now = utcnow()
-        event = Event(
-            id=event_id or new_event_id(), type=state.event_type, provider=self.provider,
-            order_id=state.order_id, transaction_id=state.transaction_id, amount=state.amount,
-            currency=state.currency, source=source,  # type: ignore[arg-type]
-            occurred_at=state.occurred_at or received_at, received_at=received_at, raw=state.raw,
-            expected=expected,
-        )
-        values = dict(kind=state.kind, status=state.status, transaction_id=state.transaction_id,
-                      order_id=state.order_id, amount=state.amount, currency=state.currency,
-                      last_event_id=event.id, updated_at=now)
+        ids = list(event_ids) or [new_event_id() for _ in planned.events]
+        events = [Event(
+            id=event_id, type=e.type, provider=self.provider, order_id=state.order_id,
+            transaction_id=e.transaction_id, amount=e.amount, currency=planned.currency,
+            source=source,  # type: ignore[arg-type]
+            occurred_at=e.occurred_at or received_at, received_at=received_at, raw=state.raw, expected=e.expected,
+            totals=e.totals) for event_id, e in zip(ids, planned.events)]
+        approval = next((e for e, p in zip(events, planned.events) if p.movement_key == APPROVAL_KEY), None)
+        values: dict[str, Any] = dict(
+            kind=state.kind, status=planned.status, order_id=state.order_id, currency=planned.currency, updated_at=now,
+            authorized=planned.totals.authorized, captured=planned.totals.captured, refunded=planned.totals.refunded)
+        if self.current is None or approval is not None or not self.current.authorized:
+            # The transaction is named after its approval once there is one.
+            values.update(transaction_id=approval.transaction_id if approval else state.transaction_id,
+                          amount=approval.amount if approval else state.amount)
+        if events:
+            values["last_event_id"] = events[-1].id
         if self._pk is None:
+            values.setdefault("last_event_id", None)
             self._pk = self._conn.execute(
                 _INSERT_TRANSACTION, dict(provider=self.provider, key=self.key, created_at=now, **values)
             ).inserted_primary_key[0]
         else:
             self._conn.execute(_UPDATE_TRANSACTION, {"p_id": self._pk, **values})
-        self._conn.execute(_INSERT_EVENT, dict(
-            transaction_pk=self._pk, inbound_call_id=inbound_call_id,
-            **{f.name: getattr(event, f.name) for f in dataclasses.fields(Event)},
-        ))
-        if handlers:
+        if events:
+            self._conn.execute(_INSERT_EVENT, [dict(
+                transaction_pk=self._pk, inbound_call_id=inbound_call_id, movement_key=p.movement_key,
+                **{f.name: getattr(e, f.name) for f in dataclasses.fields(Event)},
+            ) for e, p in zip(events, planned.events)])
+        event_of = {p.movement_key: e.id for e, p in zip(events, planned.events) if p.movement_key}
+        if planned.new:
+            self._conn.execute(_INSERT_MOVEMENT, [dict(
+                transaction_pk=self._pk, movement_key=r.key, kind=r.movement.kind, provider_id=r.movement.id,
+                amount=r.movement.amount, currency=r.movement.currency or state.currency,
+                occurred_at=r.movement.occurred_at, status="booked" if r.booked else "held", note=r.note,
+                event_id=event_of.get(r.key), mismatch=int(r.mismatch), recorded_at=now) for r in planned.new])
+        for r in planned.released:
+            self._conn.execute(_BOOK_MOVEMENT, {"p_id": r.pk, "status": "booked", "note": None,
+                                                "event_id": event_of.get(r.key), "mismatch": int(r.mismatch)})
+        if handlers and events:
             self._conn.execute(_INSERT_DELIVERY, [
-                dict(event_id=event.id, handler=h, status="pending", attempts=0, next_attempt_at=now,
-                     updated_at=now) for h in handlers
+                dict(event_id=e.id, handler=h, status="pending", attempts=0, next_attempt_at=now, updated_at=now)
+                for e in events for h in handlers
             ])
-        self.current = TransactionRecord(self.provider, self.key, last_event_id=event.id, **{
-            k: v for k, v in values.items() if k not in ("last_event_id", "updated_at")})
-        return event
+        previous = self.current
+        self.current = TransactionRecord(
+            self.provider, self.key, state.kind, planned.status,
+            values.get("transaction_id", previous.transaction_id if previous else state.transaction_id),
+            state.order_id, values.get("amount", previous.amount if previous else state.amount), planned.currency,
+            values.get("last_event_id", previous.last_event_id if previous else None),
+            planned.totals.authorized, planned.totals.captured, planned.totals.refunded)
+        return events
 
     def finish_call(self, call: InboundCall, **outcome: Any) -> int:
         """Record the call's outcome in the same database transaction as the state change; its id."""
@@ -173,7 +237,7 @@ class ProviderMemo:
                 value=value, updated_at=now))
 
 
-class Store(Listing, Jobs):
+class Store(Listing, Ledgers, Jobs):
     def __init__(self, url: str, *, timeout: float = 5.0, pool_size: int = 5):
         self.engine = make_engine(url, timeout=timeout, pool_size=pool_size)
         self.dialect = self.engine.dialect.name

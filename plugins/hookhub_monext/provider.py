@@ -3,25 +3,53 @@
 Monext's notification (``/hooks/monext?token=<sessionId>``) and the buyer's return
 (``/return/monext?paylinetoken=<sessionId>``, or ``monext_session_id=`` with the newer point-of-sale
 setting) are unsigned: they only name a payment session. Both are triggers; the truth is
-``GET /v1/checkout/payments/sessions/{sessionId}``.
+``GET /v1/checkout/payments/sessions/{sessionId}`` (``SessionDetailResponse``).
 
 The session is the unit of state: notification and return share one lock and one state machine
-keyed on the session id. The state comes from ``result.title`` and the latest transaction's
-``type``; ``event.transaction_id`` is that transaction's id (the session id while no transaction
-exists yet) and ``event.order_id`` is ``order.reference``.
+keyed on the session id. ``event.order_id`` is ``order.reference``.
+
+Money movements. A session's payment is reported as its movements, each with Monext's own id:
+
+* the payment transaction (the latest of the session's ``transactions`` whose ``TransactionType``
+  is a payment, see ``PAYMENT_KINDS``) is the payment's one approval, an ``authorization`` or a
+  one-step ``payment``, and only when the session's ``result.title`` is ACCEPTED;
+* its captures, refunds and cancels are the ``associatedTransactions`` (``AssociatedTransaction``:
+  ``id``, ``type``, ``date``, ``amount``, ``status``) of ``GET /v1/checkout/transactions/{id}``
+  (``TransactionDetailResponse``) for the payment transaction; only those with status OK moved money.
+  The same operations also show in the session's ``transactions``, but without a result of their own,
+  so they are not read from there.
+
+Installments. An order paid in several parts shows, per Monext's OpenAPI document, as:
+
+* a payment transaction whose ``paymentType`` (``PaymentType``) is ``MX_INSTALLMENT`` (Monext runs
+  the schedule) or ``INSTALLMENT``, for the first part only (``TransactionPayment.requestedAmount``);
+* the session's ``paymentPlan`` (``SessionDetailResponse.paymentPlan``, a ``PaymentPlan``, "either an
+  Installment Plan or a Subscription"), whose ``installments`` (``Installment``) each have a
+  ``number``, an ``amount``, a ``status`` (UPCOMING, ACCEPTED, FAILED, RETRYING, DISABLED, SETTLED,
+  REFUSED) and, once executed, a ``transaction`` (``TransactionBase``: ``id``, ``date``);
+* ``Order.amount``: "Total amount due by the buyer".
+
+So an installment payment is one ``authorization`` of ``order.amount`` (with the payment
+transaction's id) and one ``capture`` per installment ACCEPTED or SETTLED, with its transaction's id
+and the installment's amount. Without a plan in the answer, the payment transaction is the one part
+known to be paid. A payment transaction without a ``paymentType`` is taken as an installment when the
+session has a plan; a subscription (``MX_RECURRING``) is not an installment payment.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from hookhub import (Checkout, ConfigError, InboundCall, InvalidRequest, PaymentRequest, Payout, PayoutRequest,
-                     Provider, ProviderNotFound, ProviderUnavailable, Reply, Setting, TransactionState, Trigger,
-                     ValidationError, Watch, basic_auth)
+from hookhub import (Checkout, ConfigError, InboundCall, InvalidRequest, Movement, PaymentRequest, Payout,
+                     PayoutRequest, Provider, ProviderNotFound, ProviderUnavailable, Reply, Setting, TransactionState,
+                     Trigger, ValidationError, Watch, basic_auth)
 
 from .client import MonextClient, payout_state, result_of
+
+log = logging.getLogger("hookhub")
 
 # result.title -> the payment's status (Monext's return-code families).
 TITLE_STATUS = {
@@ -33,13 +61,22 @@ TITLE_STATUS = {
     "ONHOLD_PARTNER": "pending",
     "PENDING_RISK": "pending",
 }
-# An accepted operation of these types changes what the accepted payment is.
-ACCEPTED_ACTION_STATUS = {"REFUND": "refunded", "CANCEL": "canceled"}
-# Transactions that are the payment itself; a capture only settles one of these.
-PAYMENT_TYPES = frozenset({
-    "AUTHORIZATION", "AUTHORIZATION_AND_CAPTURE", "REAUTHORIZATION", "REAUTHORIZATION_AND_CAPTURE",
-    "AUTHORIZATION_AND_CAPTURE_COMPLEMENT", "DEBIT", "ORDER",
-})
+# Transactions that are the payment itself -> the approval they are: money reserved, or paid in one step.
+PAYMENT_KINDS = {
+    "AUTHORIZATION": "authorization",
+    "REAUTHORIZATION": "authorization",
+    "AUTHORIZATION_AND_CAPTURE": "payment",
+    "AUTHORIZATION_AND_CAPTURE_COMPLEMENT": "payment",
+    "REAUTHORIZATION_AND_CAPTURE": "payment",
+    "DEBIT": "payment",
+    "ORDER": "payment",
+}
+PAYMENT_TYPES = frozenset(PAYMENT_KINDS)
+# Operations on a payment transaction (its associated transactions) -> the movement they are.
+ACTION_KINDS = {"CAPTURE": "capture", "REFUND": "refund", "CREDIT": "refund", "CANCEL": "void"}
+INSTALLMENT_PAYMENT_TYPES = frozenset({"MX_INSTALLMENT", "INSTALLMENT"})
+# Installment.status values of an installment whose money was taken.
+PAID_INSTALLMENT_STATUSES = frozenset({"ACCEPTED", "SETTLED"})
 
 MAX_SESSION_ID_LENGTH = 50  # SessionResponse.sessionId
 RETURN_PARAMETERS = ("paylinetoken", "monext_session_id")
@@ -70,31 +107,139 @@ def _is_amount(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _checked_amount(value: Any) -> int:
+    if not _is_amount(value):
+        raise ValueError(f"amounts must be ints in minor units, not {value!r}")
+    return value
+
+
+def _first_amount(*values: Any) -> int | None:
+    """The first of ``values`` that is given (neither absent nor null), checked to be minor units."""
+    value = next((v for v in values if v is not None), None)
+    return None if value is None else _checked_amount(value)
+
+
 def _amount(transaction: dict[str, Any] | None, order: dict[str, Any]) -> int:
     """What the transaction is for: ``authorizedAmount``, which Monext leaves empty (absent or null)
     when it equals ``requestedAmount``, else ``requestedAmount``, else the order's amount."""
-    for value in ((transaction or {}).get("authorizedAmount"), (transaction or {}).get("requestedAmount"),
-                  order.get("amount")):
-        if value is not None:
-            if not _is_amount(value):
-                raise ValueError(f"amounts must be ints in minor units, not {value!r}")
-            return value
-    raise ValueError("the session names no amount")
+    transaction = transaction or {}
+    amount = _first_amount(transaction.get("authorizedAmount"), transaction.get("requestedAmount"), order.get("amount"))
+    if amount is None:
+        raise ValueError("the session names no amount")
+    return amount
 
 
-def _always(transaction: dict[str, Any]) -> bool:
-    return True
+def _no_associated(transaction_id: str) -> list[dict[str, Any]]:
+    return []
+
+
+def _id_of(item: dict[str, Any]) -> str | None:
+    value = item.get("id")
+    return str(value) if value not in (None, "") else None
+
+
+def _installments(answer: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The session's payment plan's installments, or None when the answer has no plan."""
+    plan = answer.get("paymentPlan")
+    if not isinstance(plan, dict):
+        return None
+    return [i for i in plan.get("installments") or [] if isinstance(i, dict)]
+
+
+def _later_installment_ids(installments: list[dict[str, Any]] | None) -> set[str]:
+    """Transaction ids of installments after the first: Monext took them, not the buyer on the session's
+    page, so none of them is the session's payment transaction even where the session lists it."""
+    ids = set()
+    for installment in installments or []:
+        transaction = installment.get("transaction")
+        transaction_id = _id_of(transaction) if isinstance(transaction, dict) else None
+        if installment.get("number") != 1 and transaction_id:
+            ids.add(transaction_id)
+    return ids
+
+
+def _payment_transaction(transactions: list[dict[str, Any]],
+                         installments: list[dict[str, Any]] | None) -> dict[str, Any] | None:
+    """The transaction that is the payment: the latest payment one, since a refused attempt may be retried."""
+    later = _later_installment_ids(installments)
+    return _latest([t for t in transactions if t.get("type") in PAYMENT_TYPES and _id_of(t) not in later])
+
+
+def _is_installment(payment: dict[str, Any], installments: list[dict[str, Any]] | None) -> bool:
+    payment_type = payment.get("paymentType")
+    if payment_type is None:
+        return installments is not None
+    return payment_type in INSTALLMENT_PAYMENT_TYPES
+
+
+def _movement(kind: str, amount: int, movement_id: str | None, currency: str, date: Any) -> Movement:
+    return Movement(kind, amount, id=movement_id, currency=currency, occurred_at=_parse_date(date))
+
+
+def _installment_captures(payment: dict[str, Any], installments: list[dict[str, Any]] | None,
+                          currency: str) -> list[Movement]:
+    """One capture per installment paid; without a plan, the payment transaction is the part known paid."""
+    if installments is None:
+        part = _first_amount(payment.get("authorizedAmount"), payment.get("requestedAmount"))
+        if part is None or not _id_of(payment):
+            log.warning("monext: installment payment %s names no id or amount; its first part is not booked",
+                        _id_of(payment))
+            return []
+        return [_movement("capture", part, _id_of(payment), currency, payment.get("date"))] if part else []
+    captures = []
+    for installment in installments:
+        if installment.get("status") not in PAID_INSTALLMENT_STATUSES:
+            continue
+        transaction = installment.get("transaction") if isinstance(installment.get("transaction"), dict) else {}
+        amount = _checked_amount(installment.get("amount"))
+        if not _id_of(transaction):
+            log.warning("monext: installment %s of plan %s is paid but names no transaction id; not booked",
+                        installment.get("number"), installment.get("paymentPlanId"))
+            continue
+        if amount:
+            captures.append(_movement("capture", amount, _id_of(transaction), currency,
+                                      transaction.get("date") or installment.get("dueDate")))
+    return captures
+
+
+def _operations(associated: list[dict[str, Any]], approval: str, currency: str) -> list[Movement]:
+    """The captures, refunds and voids among a payment transaction's associated transactions."""
+    movements = []
+    for operation in associated:
+        kind = ACTION_KINDS.get(operation.get("type"))
+        # A refused operation moved no money. Payment transactions listed here are not a second
+        # approval, and a one-step payment was captured with it: a capture of it adds nothing.
+        if kind is None or operation.get("status") != "OK" or (kind == "capture" and approval != "authorization"):
+            continue
+        if not _id_of(operation):
+            log.warning("monext: an accepted %s names no transaction id; not booked", operation.get("type"))
+            continue
+        if operation.get("amount") is None:
+            log.warning("monext: %s %s names no amount; not booked", operation.get("type"), _id_of(operation))
+            continue
+        amount = _checked_amount(operation["amount"])
+        if amount:
+            movements.append(_movement(kind, amount, _id_of(operation), currency, operation.get("date")))
+    return movements
+
+
+def _unique(movements: list[Movement]) -> tuple[Movement, ...]:
+    """Each movement once: an installment's capture may be listed by the plan and by the transaction."""
+    seen: dict[tuple[str, str | None], Movement] = {}
+    for movement in movements:
+        seen.setdefault((movement.kind, movement.id), movement)
+    return tuple(seen.values())
 
 
 def session_state(session_id: str, answer: dict[str, Any], *,
-                  action_accepted: Callable[[dict[str, Any]], bool] = _always) -> TransactionState:
-    """The payment state a ``GET /v1/checkout/payments/sessions/{id}`` answer describes.
+                  associated: Callable[[str], list[dict[str, Any]]] = _no_associated) -> TransactionState:
+    """The payment state a ``GET /v1/checkout/payments/sessions/{id}`` answer describes, with its movements.
 
-    A session's transactions carry no result of their own, so a REFUND or CANCEL among them only
-    changes an accepted payment when ``action_accepted`` confirms it; a refused one is passed over.
-    The latest accepted refund or cancel wins over earlier ones.
-    Raises ``ValueError``/``KeyError``/``TypeError`` for an answer that cannot be read; the caller
-    treats that as the provider being unable to answer now.
+    ``associated(transaction_id)`` gives the payment transaction's ``associatedTransactions``; it is
+    called once, for an accepted session's payment transaction only. ``status`` is the session's
+    ``result.title`` (approved for an ACCEPTED one, whatever was refunded since: refunds and voids are
+    movements). Raises ``ValueError``/``KeyError``/``TypeError`` for an answer that cannot be read;
+    the caller treats that as the provider being unable to answer now.
     """
     title = result_of(answer).get("title")
     if title not in TITLE_STATUS:
@@ -105,27 +250,31 @@ def session_state(session_id: str, answer: dict[str, Any], *,
     if not isinstance(reference, str) or not reference:
         raise ValueError("order.reference is missing")
     transactions = [t for t in answer.get("transactions") or [] if isinstance(t, dict)]
-    # The event names the transaction that made the state: an accepted refund or cancel, else the
-    # payment itself (never a capture of it, whose amount may be partial).
-    subject = None
-    if status == "approved":
-        actions = [t for t in transactions if t.get("type") in ACCEPTED_ACTION_STATUS]
-        while actions and subject is None:
-            latest = _latest(actions)
-            assert latest is not None
-            if action_accepted(latest):
-                subject, status = latest, ACCEPTED_ACTION_STATUS[latest["type"]]
-            actions = [t for t in actions if t is not latest]
-    if subject is None:
-        subject = _latest([t for t in transactions if t.get("type") in PAYMENT_TYPES])
-    if subject is not None and subject.get("id"):
-        transaction_id, occurred_at = str(subject["id"]), _parse_date(subject.get("date"))
-        currency = subject.get("currency") or order["currency"]
-    else:  # no payment transaction yet (the buyer has not paid, or gave up first)
-        subject, transaction_id, occurred_at, currency = None, session_id, None, order["currency"]
-    return TransactionState(status=status, transaction_id=transaction_id, order_id=reference,
-                            amount=_amount(subject, order), currency=str(currency), raw=answer,
-                            occurred_at=occurred_at, key=session_id)
+    installments = _installments(answer)
+    payment = _payment_transaction(transactions, installments)
+    if payment is None:  # no payment transaction yet (the buyer has not paid, or gave up first)
+        return TransactionState(status=status, transaction_id=session_id, order_id=reference,
+                                amount=_amount(None, order), currency=str(order["currency"]), raw=answer,
+                                key=session_id)
+    currency = str(payment.get("currency") or order["currency"])
+    installment = _is_installment(payment, installments)
+    # An installment payment is approved for the whole order; each part paid is a capture of it.
+    amount = _amount(None, order) if installment else _amount(payment, order)
+    payment_id = _id_of(payment)
+    movements: list[Movement] = []
+    if status == "approved" and amount:
+        approval = "authorization" if installment else PAYMENT_KINDS[payment["type"]]
+        movements.append(_movement(approval, amount, payment_id, currency, payment.get("date")))
+        if installment:
+            movements += _installment_captures(payment, installments, currency)
+        if payment_id:
+            movements += _operations(associated(payment_id), approval, currency)
+        else:
+            log.warning("monext: the payment transaction of session %s names no id; its captures, refunds "
+                        "and cancels cannot be looked up", session_id)
+    return TransactionState(status=status, transaction_id=payment_id or session_id, order_id=reference,
+                            amount=amount, currency=currency, raw=answer, occurred_at=_parse_date(payment.get("date")),
+                            key=session_id, movements=_unique(movements))
 
 
 def _session_id(value: Any, name: str) -> str:
@@ -178,7 +327,7 @@ class Monext(Provider):
     def fetch(self, trigger: Trigger) -> TransactionState:
         answer = self.client.get_session(trigger.reference)
         try:
-            return session_state(trigger.reference, answer, action_accepted=self._accepted)
+            return session_state(trigger.reference, answer, associated=self._associated)
         except (KeyError, TypeError, ValueError) as exc:
             raise ProviderUnavailable(self.name, f"unreadable session answer: {exc}") from None
 
@@ -238,10 +387,20 @@ class Monext(Provider):
                                 watch.currency)
         return self.fetch(Trigger(watch.reference))
 
-    def _accepted(self, transaction: dict[str, Any]) -> bool:
-        """Whether Monext accepted this refund or cancel (its own result, not the session's)."""
-        detail = self.client.get_transaction(str(transaction.get("id") or ""))
-        return result_of(detail).get("title") == "ACCEPTED"
+    def _associated(self, transaction_id: str) -> list[dict[str, Any]]:
+        """The captures, refunds and cancels Monext made on the payment transaction, refused ones too.
+
+        A payment transaction Monext cannot find has none to report; an outage propagates, so that
+        hookhub asks again rather than book a payment without its refunds.
+        """
+        try:
+            detail = self.client.get_transaction(transaction_id)
+        except ProviderNotFound:
+            return []
+        listed = detail.get("associatedTransactions") or []
+        if not isinstance(listed, list):
+            raise ValueError("associatedTransactions is not a list")
+        return [t for t in listed if isinstance(t, dict)]
 
     def acknowledge(self, call: InboundCall) -> Reply:
         """An empty 200: anything else and Monext keeps notifying."""

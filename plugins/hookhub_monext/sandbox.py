@@ -20,6 +20,20 @@ nobody has paid stays INPROGRESS. Monext then GETs the session's ``notificationU
 point of sale's configured one, ``{hookhub_url}/hooks/monext``) with ``?token=<sessionId>
 &notificationType=WEBTRS``, and sends the buyer to its ``returnURL`` with ``paylinetoken=<sessionId>``.
 
+Payment transactions and their operations. ``GET /v1/checkout/transactions/{id}`` lists, as
+``associatedTransactions``, every capture, refund and cancel made on the transaction through the
+``.../captures|refunds|cancels`` routes (status OK, or KO for one Monext refused: more than the
+transaction allows) or put there by ``add_operation``; each is a transaction of its own too, listed in
+the session's ``transactions``.
+
+Installments (``pay_in_installments``, ``pay_next_installment``) take the shapes of Monext's OpenAPI
+document: the session's transaction is the first part's (``paymentType`` MX_INSTALLMENT,
+``requestedAmount`` that part), and the session answer's ``paymentPlan`` (``PaymentPlan``) lists
+every ``Installment`` with its ``number``, ``amount``, ``status`` (UPCOMING until Monext takes it, then
+ACCEPTED or REFUSED) and, once executed, its ``transaction`` (``id``, ``date``). Parts after the
+first are Monext's own transactions, not the buyer's on the session's page: they are in the plan, not
+in the session's ``transactions``.
+
 SEPA payouts end as ``payout_outcomes[iban or holderName]`` says (see ``PAYOUT_OUTCOMES``): ``succeed``
 (the default: INPROGRESS in the creating answer, ACCEPTED from the first GET on), ``fail``
 (REFUSED in both), ``error_after_success`` (recorded, ACCEPTED from the first GET on, but the
@@ -29,11 +43,12 @@ creating call answers 500) or ``pending`` (INPROGRESS until ``settle_payout``).
 from __future__ import annotations
 
 import base64
+import copy
 import hmac
 import json
 import secrets
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode
 
 from flask import Flask, Response, request
@@ -58,8 +73,10 @@ def result(title: str, code: str | None = None, detail: str | None = None) -> di
     return {"title": title, "code": code or known[0], "detail": detail or known[1]}
 
 
-def now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+def now(days: int = 0) -> str:
+    """The current time (or ``days`` later), as Monext writes dates."""
+    moment = datetime.now(timezone.utc) + timedelta(days=days)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 # The session's result title for a sandbox payment in each state.
@@ -70,6 +87,10 @@ PAY_PAGE = "/checkout/pay/"
 # A payout's result: in the creating answer, then in GET /v1/payout/transactions/{id}, per outcome.
 PAYOUT_TITLES = {"succeed": ("INPROGRESS", "ACCEPTED"), "fail": ("REFUSED", "REFUSED"),
                  "error_after_success": ("ERROR", "ACCEPTED"), "pending": ("INPROGRESS", "INPROGRESS")}
+# TransactionType values an operation on a transaction may have (AssociatedTransaction.type).
+OPERATION_TYPES = ("CAPTURE", "REFUND", "CREDIT", "CANCEL")
+OPERATION_OF_ROUTE = {"captures": "CAPTURE", "refunds": "REFUND", "cancels": "CANCEL"}
+INSTALLMENT_DAYS = 30  # the sandbox's plans are MONTHLY
 PAYOUT_RESULTS = {"ACCEPTED": ("00000", "Transfer done"), "INPROGRESS": ("02500", "Transfer in progress"),
                   "REFUSED": ("01100", "Transfer refused")}
 
@@ -99,10 +120,17 @@ class MonextSandbox(Sandbox):
             self.broken_paging = False  # a server that ignores page and gives no totals
             self.unauthorized_as_200 = False
             self.outage = False
+            self.outage_paths: set[str] = set()  # API paths answering 503 while the rest works
             self.delay = 0.0
 
     def session_fetches(self, session_id: str) -> int:
         return self.requests.count(("GET", f"/v1/checkout/payments/sessions/{session_id}"))
+
+    def transaction_fetches(self) -> list[str]:
+        """The ids of the transactions ``GET /v1/checkout/transactions/{id}`` was asked for, in order."""
+        prefix = "/v1/checkout/transactions/"
+        return [path.removeprefix(prefix) for method, path in self.requests
+                if method == "GET" and path.startswith(prefix)]
 
     # -- playing the buyer and Monext --------------------------------------------------------------
 
@@ -167,7 +195,15 @@ class MonextSandbox(Sandbox):
             session["result"] = result(title)
             if not with_transaction:
                 return None
-            order = session["order"]
+            transaction = self._payment_transaction(session_id, session["result"], transaction_type, amount, **extra)
+            session["transactions"].append(transaction)
+            return transaction["id"]
+
+    def _payment_transaction(self, session_id: str, outcome: dict, transaction_type: str, amount: int | None,
+                             **extra) -> dict:
+        """A payment transaction of the session's order, known to ``GET /v1/checkout/transactions/{id}``."""
+        with self.lock:
+            order = self.sessions[session_id]["order"]
             transaction = {
                 "id": str(10**13 + len(self.transactions) + secrets.randbelow(10**9)), "date": now(),
                 "type": transaction_type, "currency": order["currency"], "paymentType": "ONE_OFF",
@@ -178,10 +214,87 @@ class MonextSandbox(Sandbox):
                                           "maskedNumber": "497010XXXXXX0055", "expirationDate": "1230"},
                 **extra,
             }
-            session["transactions"].append(transaction)
             self.transactions[transaction["id"]] = {"transaction": transaction, "session": session_id,
-                                                    "result": session["result"], "associated": []}
+                                                    "result": outcome, "associated": []}
+            return transaction
+
+    def add_operation(self, transaction_id: str, type: str, amount: int, status: str = "OK") -> str:
+        """A capture, refund, credit or cancel (``type``) of ``amount`` on the transaction, as Monext
+        records it whoever made it: listed in its ``associatedTransactions`` with ``status`` OK or KO
+        (refused), and in the session's transactions. No limit is checked. Returns the operation's id."""
+        if type not in OPERATION_TYPES:
+            raise ValueError(f"type must be one of {OPERATION_TYPES}, not {type!r}")
+        if status not in ("OK", "KO"):
+            raise ValueError('status must be "OK" or "KO"')
+        outcome = result("ACCEPTED") if status == "OK" else result("REFUSED")
+        return self._operation(transaction_id, type, amount, outcome)
+
+    def _operation(self, transaction_id: str, type: str, amount: int, outcome: dict) -> str:
+        with self.lock:
+            found = self.transactions[transaction_id]
+            new = {"id": str(2 * 10**13 + len(self.transactions)), "date": now(), "type": type,
+                   "currency": found["transaction"]["currency"], "requestedAmount": amount}
+            self.sessions[found["session"]]["transactions"].append(new)
+            self.transactions[new["id"]] = {"transaction": new, "session": found["session"], "result": outcome,
+                                            "associated": []}
+            found["associated"].append({"id": new["id"], "type": type, "date": new["date"], "amount": amount,
+                                        "status": "OK" if outcome["title"] == "ACCEPTED" else "KO",
+                                        "originTransactionId": transaction_id})
+            return new["id"]
+
+    def pay_in_installments(self, session_id: str, amounts: list[int], paid: int = 1) -> list[str]:
+        """The buyer pays the session's order in ``len(amounts)`` parts (payment type MX_INSTALLMENT):
+        the first on the payment page, then Monext takes the next ``paid - 1`` on schedule.
+
+        The session becomes ACCEPTED with the first part's transaction (AUTHORIZATION_AND_CAPTURE of
+        ``amounts[0]``) and gets a ``paymentPlan`` listing every part; the parts must add up to the
+        order's amount. Returns the transaction ids of the parts paid, in order.
+        """
+        with self.lock:
+            order = self.sessions[session_id]["order"]
+            if not amounts or any(not isinstance(a, int) or a <= 0 for a in amounts) or sum(amounts) != order["amount"]:
+                raise ValueError(f"amounts must be positive ints adding up to the order's {order['amount']}")
+            if not 1 <= paid <= len(amounts):
+                raise ValueError(f"paid must be from 1 to {len(amounts)}")
+            plan_id = str(5 * 10**13 + len(self.sessions) + secrets.randbelow(10**9))
+            self.sessions[session_id]["paymentPlan"] = {
+                "id": plan_id, "firstInstallmentAmount": amounts[0], "installmentAmount": amounts[-1],
+                "totalInstallments": len(amounts), "frequency": "MONTHLY",
+                "installmentDate": datetime.now(timezone.utc).day, "startDate": now(), "status": "ACTIVE",
+                "installments": [
+                    {"paymentPlanId": plan_id, "number": number, "amount": amount,
+                     "dueDate": now(INSTALLMENT_DAYS * (number - 1)), "attempts": 0, "status": "UPCOMING",
+                     "active": True}
+                    for number, amount in enumerate(amounts, start=1)],
+            }
+            first = self.settle(session_id, "ACCEPTED", amount=amounts[0], paymentType="MX_INSTALLMENT")
+            assert first is not None
+            self._installment_done(session_id, first, "ACCEPTED")
+            return [first] + [self.pay_next_installment(session_id) for _ in range(paid - 1)]
+
+    def pay_next_installment(self, session_id: str, status: str = "ACCEPTED") -> str:
+        """Monext takes the session's next UPCOMING installment: it becomes ``status`` (ACCEPTED, or
+        REFUSED), with a transaction of its own. Returns that transaction's id."""
+        if status not in ("ACCEPTED", "REFUSED"):
+            raise ValueError('status must be "ACCEPTED" or "REFUSED"')
+        with self.lock:
+            plan = self.sessions[session_id].get("paymentPlan")
+            upcoming = [i for i in (plan or {}).get("installments", []) if i["status"] == "UPCOMING"]
+            if not upcoming:
+                raise ValueError(f"session {session_id} has no installment to pay")
+            transaction = self._payment_transaction(session_id, result(status), "AUTHORIZATION_AND_CAPTURE",
+                                                    upcoming[0]["amount"], paymentType="MX_INSTALLMENT")
+            self._installment_done(session_id, transaction["id"], status)
             return transaction["id"]
+
+    def _installment_done(self, session_id: str, transaction_id: str, status: str) -> None:
+        """The plan's next UPCOMING installment was executed by ``transaction_id``."""
+        with self.lock:
+            installment = next(i for i in self.sessions[session_id]["paymentPlan"]["installments"]
+                               if i["status"] == "UPCOMING")
+            date = self.transactions[transaction_id]["transaction"]["date"]
+            installment.update({"status": status, "attempts": installment["attempts"] + 1, "dueDate": date,
+                                "lastUpdate": date, "transaction": {"id": transaction_id, "date": date}})
 
     # -- the API -----------------------------------------------------------------------------------
 
@@ -232,7 +345,7 @@ class MonextSandbox(Sandbox):
                     fake.refused_auth += 1
                 return error(200 if fake.unauthorized_as_200 else 401, "Unauthorized", "04001",
                              "Authentication failed: wrong merchant id or access key")
-            if fake.outage:
+            if fake.outage or request.path in fake.outage_paths:
                 return error(503, "ERROR", "02101", "Internal Error")
             if request.method in ("POST", "PUT") and request.get_data() and \
                     request.headers.get("Content-Type") != "application/json":
@@ -297,6 +410,8 @@ class MonextSandbox(Sandbox):
                     return not_found("session")
                 body = {"result": session["result"], "order": session["order"],
                         "transactions": list(session["transactions"])}
+                if "paymentPlan" in session:
+                    body["paymentPlan"] = copy.deepcopy(session["paymentPlan"])
             return answer(200, body)
 
         @app.get("/v1/checkout/transactions/<transaction_id>")
@@ -312,9 +427,9 @@ class MonextSandbox(Sandbox):
 
         @app.post("/v1/checkout/transactions/<transaction_id>/<action>")
         def transaction_action(transaction_id, action):
-            kinds = {"captures": "CAPTURE", "refunds": "REFUND", "cancels": "CANCEL"}
-            if action not in kinds:
+            if action not in OPERATION_OF_ROUTE:
                 return not_found("operation")
+            kind = OPERATION_OF_ROUTE[action]
             data = body_json()
             if not amount_ok(data.get("amount")):
                 return bad_request(("amount", "must be an integer in the smallest currency unit"))
@@ -323,19 +438,12 @@ class MonextSandbox(Sandbox):
                 if found is None:
                     return not_found("transaction")
                 original = found["transaction"]
-                done = sum(a["amount"] for a in found["associated"] if a["type"] == kinds[action] and a["status"] == "OK")
+                done = sum(a["amount"] for a in found["associated"] if a["type"] == kind and a["status"] == "OK")
                 refused = found["result"]["title"] != "ACCEPTED" or done + data["amount"] > original["requestedAmount"]
                 # A refused operation is a transaction too: it shows in the session, with its own result.
-                new = {"id": str(2 * 10**13 + len(fake.transactions)), "date": now(), "type": kinds[action],
-                       "currency": original["currency"], "requestedAmount": data["amount"]}
                 outcome = result("REFUSED", "01913", "The amount exceeds what the transaction allows") if refused \
                     else result("ACCEPTED")
-                fake.sessions[found["session"]]["transactions"].append(new)
-                fake.transactions[new["id"]] = {"transaction": new, "session": found["session"],
-                                                "result": outcome, "associated": []}
-                found["associated"].append({"id": new["id"], "type": kinds[action], "date": new["date"],
-                                            "amount": data["amount"], "status": "KO" if refused else "OK",
-                                            "originTransactionId": transaction_id})
+                new = fake.transactions[fake._operation(transaction_id, kind, data["amount"], outcome)]["transaction"]
             if refused:
                 return answer(422, {"result": outcome})
             return answer(201, {"result": outcome, "transaction": {"id": new["id"], "date": new["date"],

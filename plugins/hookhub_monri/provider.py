@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from hookhub import (Checkout, InboundCall, InvalidRequest, PaymentRequest, Provider, ProviderNotFound,
+from hookhub import (Checkout, InboundCall, InvalidRequest, Movement, PaymentRequest, Provider, ProviderNotFound,
                      ProviderUnavailable, Setting, TransactionState, Trigger, Watch)
 
 from . import signing
@@ -32,6 +32,10 @@ _STATUS_WHEN_APPROVED = {
     "refund": "refunded", "void": "canceled",
 }
 _DECLINES_THE_PAYMENT = frozenset({"purchase", "authorize"})
+# The money movement an approved transaction of each type is; every Monri transaction has its own
+# ``id`` and ``amount``, so a partial capture or refund is booked as itself.
+_MOVEMENT = {"purchase": "payment", "authorize": "authorization", "capture": "capture", "refund": "refund",
+             "void": "void"}
 MAX_AMOUNT = 10**11 - 1  # Monri: 1 to 11 digits
 
 
@@ -150,7 +154,7 @@ class Monri(Provider):
         if event is None:
             transaction_type = str(body.get("transaction_type") or "purchase")
             approved = body.get("status") == "approved" and body.get("response_code") == APPROVED_CODE
-            return self._trigger(body, _status(transaction_type, approved))
+            return self._trigger(body, transaction_type, _status(transaction_type, approved))
         # A webhook: {"event": "transaction:<type>:<approved|declined>", "payload": {...}}
         if not isinstance(event, str):
             raise InvalidRequest("event must be a string", code="invalid_event")
@@ -161,22 +165,29 @@ class Monri(Provider):
         if not isinstance(payload, dict):
             raise InvalidRequest("a webhook's payload must be a JSON object", code="invalid_payload")
         transaction_type = parts[1] if len(parts) == 3 else str(payload.get("transaction_type") or "purchase")
-        return self._trigger(payload, _status(transaction_type, parts[-1] == "approved"))
+        return self._trigger(payload, transaction_type, _status(transaction_type, parts[-1] == "approved"))
 
-    def _trigger(self, data: dict[str, Any], status: str | None) -> Trigger | None:
+    def _trigger(self, data: dict[str, Any], transaction_type: str, status: str | None) -> Trigger | None:
         if status is None:
             return None
-        state = self._state(data, status)
+        state = self._state(data, status, transaction_type)
         return Trigger(state.lock_key, state=state)
 
-    def _state(self, data: dict[str, Any], status: str, transaction_id: str | None = None) -> TransactionState:
+    def _state(self, data: dict[str, Any], status: str, transaction_type: str,
+               transaction_id: str | None = None) -> TransactionState:
+        """The payment ``data`` describes; an approved transaction is also the movement it makes."""
         order_number = _required_text(data, "order_number", 40)
-        if transaction_id is None:
+        kind = _MOVEMENT.get(transaction_type) if status not in ("declined", "pending") else None
+        if kind in ("capture", "refund", "void"):
+            # Booked once by its own id: one without an id could never be told from its repeat.
+            transaction_id = _required_text(data, "id", 64)
+        elif transaction_id is None:
             transaction_id = _required_text(data, "id", 64) if data.get("id") is not None else order_number
+        amount, occurred_at = _amount(data.get("amount")), _occurred_at(data.get("created_at"))
+        movements = (Movement(kind, amount, id=transaction_id, occurred_at=occurred_at),) if kind else ()
         return TransactionState(
             status=status, order_id=order_number, key=order_number, transaction_id=transaction_id,
-            amount=_amount(data.get("amount")), currency=_currency(data), raw=data,
-            occurred_at=_occurred_at(data.get("created_at")),
+            amount=amount, currency=_currency(data), raw=data, occurred_at=occurred_at, movements=movements,
         )
 
     # -- returns -----------------------------------------------------------------------------------
@@ -194,7 +205,9 @@ class Monri(Provider):
             return Trigger(order_number, context={"payment_id": payment_id})
         response_code = fields.get("response_code", "")
         status = "approved" if response_code == APPROVED_CODE else "pending" if response_code == "pending" else "declined"
-        return Trigger(order_number, state=self._state(fields, status))
+        transaction_type = fields.get("transaction_type") if fields.get("transaction_type") in _DECLINES_THE_PAYMENT \
+            else "purchase"  # a return is about the payment itself, never a later capture or refund
+        return Trigger(order_number, state=self._state(fields, status, transaction_type))
 
     def fetch(self, trigger: Trigger) -> TransactionState:
         payment_id = trigger.context.get("payment_id") or self.memo.get(_memo_key(trigger.reference))
@@ -210,13 +223,16 @@ class Monri(Provider):
             if _required_text(result, "order_number", 40) != trigger.reference:
                 raise ValueError("the payment belongs to another order")
             state = result.get("status") or answer.get("payment_status")
+            transaction_type = str(result.get("transaction_type") or "purchase")
+            if transaction_type not in _DECLINES_THE_PAYMENT:
+                transaction_type = "purchase"  # the payment's own status: its first transaction
             if state in ("approved", "executed"):
-                status = _status(str(result.get("transaction_type") or "purchase"), True) or "approved"
+                status = _status(transaction_type, True) or "approved"
             elif state == "declined":
                 status = "declined"
             else:
                 status = "pending"
-            return self._state({**result, "payment_status": answer.get("payment_status")}, status,
+            return self._state({**result, "payment_status": answer.get("payment_status")}, status, transaction_type,
                                transaction_id=str(payment_id))
         except (InvalidRequest, ValueError) as exc:
             raise ProviderUnavailable(self.name, f"unreadable payment_status answer: {exc}") from None
