@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import os
 import threading
 import time
 from collections.abc import Mapping
@@ -48,10 +49,15 @@ class ApiClient:
         self._base_path = urlsplit(self.base_url).path
         self.timeout = timeout
         self._local = threading.local()
+        self._pid = os.getpid()
 
     @property
     def session(self) -> requests.Session:
-        # One pooled session per thread: requests does not promise a Session is thread-safe.
+        # One pooled session per thread: requests does not promise a Session is thread-safe. And
+        # one per process: a forked child (gunicorn, a task queue) must not write to its parent's
+        # pooled connections.
+        if self._pid != os.getpid():
+            self._local, self._pid = threading.local(), os.getpid()
         session = getattr(self._local, "session", None)
         if session is None:
             session = self._local.session = requests.Session()

@@ -7,6 +7,7 @@ built: the server starts its scheduler, nothing else does.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -61,29 +62,37 @@ class StoreWatchBook:
     """Puts what providers create on record in the hub's store, for the servers to watch.
 
     Never raises: the provider has already acted when a watch is put, and an exception here would
-    make a shop retry a payout that was made. A watch that could not be recorded is logged and
-    remembered, so that ``start_payment``/``start_payout`` answer ``watched=False``.
+    make a shop retry a payout that was made. Whether the last watch put for an order reached the
+    store is remembered, so that ``start_payment``/``start_payout`` answer ``watched``.
     """
 
     def __init__(self, hub: Hub):
         self.hub = hub
-        self.unrecorded: dict[tuple[str, str, str], str] = {}
+        self._recorded: dict[tuple[str, str, str], bool] = {}
+        self._lock = threading.Lock()
 
     def put(self, provider: str, watch: Watch) -> None:
+        key = (provider, watch.kind, watch.order_id)
         try:
+            if watch.answer is not None:  # its raw answer is stored: no secret in it
+                watch = dataclasses.replace(watch, answer=dataclasses.replace(
+                    watch.answer, raw=redact.scrub_mapping(watch.answer.raw, self.hub.secrets)))
             self.hub.prepare_store()
             self.hub.store.put_watch(provider, watch)
-        except (SchemaError, StoreUnavailable) as exc:
+        except Exception as exc:  # anything at all: the provider has acted, the caller must not retry
             log.error("%s: %s %s could not be put on record, so nothing will ask the provider about it: %s",
                       provider, watch.kind, watch.order_id, exc)
-            self.unrecorded[(provider, watch.kind, watch.order_id)] = str(exc)
+            with self._lock:
+                self._recorded[key] = False
             return
-        self.unrecorded.pop((provider, watch.kind, watch.order_id), None)
+        with self._lock:
+            self._recorded[key] = True
         self.hub.scheduler.wake()
 
     def recorded(self, provider: str, kind: str, order_id: str) -> bool:
-        """Whether the last watch put for this order reached the store."""
-        return (provider, kind, order_id) not in self.unrecorded
+        """Whether a watch for this order was put on record since the last time this was asked."""
+        with self._lock:
+            return self._recorded.pop((provider, kind, order_id), False)
 
 
 class Hub:

@@ -391,9 +391,10 @@ class Pipeline:
         if watch.answer is not None:
             self._conclude(provider, job, watch.answer, source="client")
             return
-        held = self.store.order_status(provider.name, watch.kind, watch.order_id)
-        if is_settled(held) and held != "expired":
-            self.store.watch_checked(job, status="settled", answer=f"{held}, as hookhub already knew")
+        heard = [s for s in self.store.order_statuses(provider.name, watch.kind, watch.order_id, since=job.created_at)
+                 if is_settled(s, watch.kind)]
+        if heard:  # a callback or a return settled it: no need to ask
+            self.store.watch_checked(job, status="settled", answer=f"{heard[0]}, as hookhub already knew")
             return
         if utcnow() < first_check:  # the provider's own word (a callback, a return) is awaited first
             self.store.watch_scheduled(job, first_check=first_check, deadline=deadline)
@@ -418,14 +419,15 @@ class Pipeline:
             detail = "not paid yet" if state is None else state.status
         if state is not None and (state.kind != watch.kind or state.status != "pending" or watch.kind == "payout"):
             # A payment still pending is what its creator already knows: no event for that.
-            self._conclude(provider, job, state, source="poll")
+            self._conclude(provider, job, state, source="poll", deadline=deadline)
             return
         if utcnow() >= deadline:
             self._expire(provider, job, detail)
             return
         self.store.watch_checked(job, answer=detail, retry_at=min(self._watch_retry(job), deadline), deadline=deadline)
 
-    def _conclude(self, provider: Provider, job: VerificationJob, state: TransactionState, *, source: str) -> None:
+    def _conclude(self, provider: Provider, job: VerificationJob, state: TransactionState, *, source: str,
+                  deadline: datetime | None = None) -> None:
         watch = job.watch
         assert watch is not None
         if state.kind != watch.kind:
@@ -437,8 +439,11 @@ class Pipeline:
             self.store.watch_checked(job, answer=state.status, retry_at=self._watch_retry(job), error=fetched.detail)
             return
         self._reconcile(provider, fetched, source=source, call=None, http_status=0, reference=watch.reference)
-        if is_settled(state.status):
+        if is_settled(state.status, watch.kind):
             self.store.watch_checked(job, status="settled", answer=fetched.state.status)
+        elif deadline is not None and utcnow() >= deadline:  # declined, and not paid since: over
+            self.store.watch_checked(job, status="expired" if watch.kind == "payment" else "gave_up",
+                                     answer=state.status)
         elif source == "client":  # the creating call's answer: the provider's own word is awaited first
             self.store.watch_checked(job, answer=state.status, retry_at=utcnow() + timedelta(seconds=self.watch_after))
         else:
@@ -448,9 +453,17 @@ class Pipeline:
         watch = job.watch
         assert watch is not None
         if watch.kind != "payment":
+            log.error("%s: gave up watching payout %s: the provider gave no final answer before the deadline (%s)",
+                      provider.name, watch.order_id, detail)
             self.store.watch_checked(job, status="gave_up", answer=detail,
                                      error="the provider gave no final answer before the deadline; look at it "
                                            "with the provider before paying again")
+            return
+        assert job.created_at is not None
+        heard = [s for s in self.store.order_statuses(provider.name, "payment", watch.order_id, since=job.created_at)
+                 if is_settled(s)]
+        if heard:  # paid a moment ago, under another key than the watch's: not expired after all
+            self.store.watch_checked(job, status="settled", answer=f"{heard[0]}, as hookhub already knew")
             return
         expired = TransactionState(
             status="expired", transaction_id=watch.reference, order_id=watch.order_id, amount=watch.amount,

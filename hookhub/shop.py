@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import HookhubError
+from .errors import HookhubError, ValidationError
 from .hub import Hub, standalone
 from .outbound import (Checkout, PaymentRequest, Payout, PayoutRequest, check_amount, check_currency,
                        check_order_id)
@@ -63,7 +63,15 @@ def start_payout(provider: str, *, reference: str, amount: int, currency: str, a
     request = PayoutRequest(reference=check_order_id("reference", reference), amount=check_amount("amount", amount),
                             currency=check_currency("currency", currency), destination=destination)
     hub = hub_for(app, settings)
-    payout = hub.registry.require(provider).start_payout(request)
+    chosen = hub.registry.require(provider)
+    # A reference names one payout for good: a second payout under it could be paid twice, or
+    # be hidden behind the first one's end. Asked before anything is sent.
+    hub.prepare_store()
+    used = hub.store.get_watch(provider, request.reference, "payout")
+    if used is not None:
+        raise ValidationError("reference", f"is already used by a payout of {used['amount']} {used['currency']} "
+                                           f"({used['status']}): give each payout a new reference")
+    payout = chosen.start_payout(request)
     if not isinstance(payout, Payout):
         raise HookhubError(f"provider {provider!r} answered start_payout with {type(payout).__name__}, not a Payout")
     return dataclasses.replace(payout, watched=hub.watches.recorded(provider, "payout", request.reference))

@@ -89,9 +89,15 @@ def is_transition(current: str | None, new: str, kind: str = "payment") -> bool:
     return new in LIFECYCLE[kind].get(current, frozenset())
 
 
-def is_settled(status: str | None) -> bool:
-    """Whether the provider has given its word on a payment or payout: anything but pending."""
-    return status is not None and status != "pending"
+# The answers that end a watch: a payment paid (or undone after being paid), a payout that ended. A
+# decline ends one attempt only: the buyer may try again before the watch's deadline.
+_ENDS_A_WATCH = {"payment": frozenset({"approved", "mismatch", "refunded", "canceled"}),
+                 "payout": frozenset({"succeeded", "failed"})}
+
+
+def is_settled(status: str | None, kind: str = "payment") -> bool:
+    """Whether ``status`` is the provider's final word on a watched payment or payout."""
+    return status in _ENDS_A_WATCH[kind]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -119,3 +119,23 @@ def test_retry_policy_backs_off_with_jitter_then_stops():
     assert 1 <= delays[0] <= 2 and 2 <= delays[1] <= 4 and 4 <= delays[2] <= 8 and 8 <= delays[3] <= 16
     assert 30 <= policy.delay(30) <= 60
     assert policy.next_at(4) is not None and policy.next_at(5) is None
+
+
+def test_a_forked_process_gets_its_own_http_connections():
+    import multiprocessing
+
+    from hookhub import ApiClient
+
+    client = ApiClient("http://127.0.0.1:9")
+    parent = client.session
+    assert client.session is parent  # reused within a process and thread
+
+    def child(answer):
+        answer.put(client.session is parent)
+
+    context = multiprocessing.get_context("fork")
+    answer = context.Queue()
+    process = context.Process(target=child, args=(answer,))
+    process.start()
+    process.join(10)
+    assert answer.get(timeout=5) is False

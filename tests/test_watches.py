@@ -144,7 +144,9 @@ def test_a_callback_during_a_watch_poll_makes_one_event(watching, moncash, recor
     moncash.delay = 0.3  # both the poll and the callback's fetch wait on MonCash at the same time
     poller = threading.Thread(target=hub_of(app).run_due_work)
     poller.start()
-    time.sleep(0.1)
+    deadline = time.monotonic() + 10
+    while moncash.count("/Api/v1/RetrieveOrderPayment") == 0 and time.monotonic() < deadline:
+        time.sleep(0.005)  # the poll is asking MonCash now
     assert client.post("/hooks/moncash", json={"transactionId": paid.transaction_id}).status_code == 200
     poller.join()
     moncash.delay = 0
@@ -197,6 +199,38 @@ def test_a_failed_payout_says_so_at_once(watching, moncash, recorder):
     drain(app)
     assert kinds(recorder) == [("payout.failed", "po-3", 100, "client")]
     assert recorder.events[0].totals == {"paid": 0}
+
+
+def test_a_payout_reference_is_used_once(watching, moncash, recorder):
+    app = watching()
+    moncash.payout_outcomes["50937000005"] = "error_after_success"
+    first = hookhub.start_payout("moncash", reference="po-dup", amount=300, currency="HTG", app=app,
+                                 receiver="50937000005")
+    assert first.status == "pending"
+    with pytest.raises(ValidationError) as refused:  # the shop retrying a payout that may have been made
+        hookhub.start_payout("moncash", reference="po-dup", amount=300, currency="HTG", app=app,
+                             receiver="50937000005")
+    assert refused.value.field == "reference" and "already used" in refused.value.message
+    assert moncash.count("/Api/v1/Transfert") == 1
+
+
+def test_a_new_attempt_is_watched_whatever_an_earlier_one_ended_as(watching, monext, recorder):
+    app = watching(HOOKHUB_PUBLIC_URL=PUBLIC_URL)
+    client = app.test_client()
+    first = hookhub.start_payment("monext", order_id="shop-again", amount=800, currency="EUR", app=app,
+                                  point_of_sale_reference="POS_WEB-1")
+    monext.settle(first.reference, "REFUSED")
+    assert client.get(f"/hooks/monext?token={first.reference}").status_code == 200
+    second = hookhub.start_payment("monext", order_id="shop-again", amount=800, currency="EUR", app=app,
+                                   point_of_sale_reference="POS_WEB-1")
+    drain(app)
+    watch = watch_of(app, "monext", "shop-again")
+    assert (watch["status"], watch["reference"]) == ("pending", second.reference)  # the decline was the first's
+    monext.make_payment(order_id="shop-again", amount=800, currency="EUR", status="approved")
+    _due_now(app, "monext", "shop-again")
+    drain(app)
+    assert [(e.type, e.source) for e in recorder.events] == [("payment.declined", "callback"),
+                                                             ("payment.approved", "poll")]
 
 
 def test_a_refused_payout_raises_and_is_not_watched(watching, moncash, recorder):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .records import AS_JSON, LIMIT, _hub, _print_json, _when
+from .records import AS_JSON, LIMIT, command_hub, print_json, when
 
 payments = click.Group("payments", help="Payments with their money movements and totals.")
 payouts = click.Group("payouts", help="Payouts made through hookhub, and how each ended.")
@@ -17,11 +17,11 @@ payouts = click.Group("payouts", help="Payouts made through hookhub, and how eac
 def payments_show(provider: str, order_id: str, as_json: bool) -> None:
     """One order's payment: its status, its totals, every movement (booked, or held with the reason)
     and every event."""
-    found = _hub().store.payment_ledgers(provider, order_id)
+    found = command_hub().store.payment_ledgers(provider, order_id)
     if not found:
         raise click.ClickException(f"no {provider} payment of order {order_id!r} is known")
     if as_json:
-        _print_json([{**p, "events": [e.to_dict() for e in p["events"]]} for p in found])
+        print_json([{**p, "events": [e.to_dict() for e in p["events"]]} for p in found])
         return
     for payment in found:
         t = payment["totals"]
@@ -31,11 +31,11 @@ def payments_show(provider: str, order_id: str, as_json: bool) -> None:
         click.echo("movements:")
         for m in payment["movements"]:
             state = "booked" if m["status"] == "booked" else f"held: {m['note']}"
-            click.echo(f"  {_when(m['occurred_at'] or m['recorded_at'])}  {m['kind']:<13} {m['amount']:>12} "
+            click.echo(f"  {when(m['occurred_at'] or m['recorded_at'])}  {m['kind']:<13} {m['amount']:>12} "
                        f"{m['currency']}  {m['provider_id'] or '-':<20} {state}")
         click.echo("events:")
         for e in payment["events"]:
-            click.echo(f"  {_when(e.received_at)}  {e.type:<18} {e.amount:>12}  {e.id}  {e.source}")
+            click.echo(f"  {when(e.received_at)}  {e.type:<18} {e.amount:>12}  {e.id}  {e.source}")
 
 
 @payouts.command("list")
@@ -45,12 +45,12 @@ def payments_show(provider: str, order_id: str, as_json: bool) -> None:
 def payouts_list(provider: str | None, limit: int, as_json: bool) -> None:
     """Payouts, newest first: amount, status (pending, succeeded, failed, or unknown while the
     provider has said nothing), and what the provider last said."""
-    rows = _hub().store.list_payouts(provider=provider, limit=limit)
+    rows = command_hub().store.list_payouts(provider=provider, limit=limit)
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     for row in rows:
-        click.echo(f"{_when(row['created_at'])}  {row['provider']:<8} {row['reference']:<28} {row['amount']:>12} "
+        click.echo(f"{when(row['created_at'])}  {row['provider']:<8} {row['reference']:<28} {row['amount']:>12} "
                    f"{row['currency']}  {row['status']:<10} {row['last_answer'] or ''}")
 
 
@@ -60,16 +60,16 @@ def payouts_list(provider: str | None, limit: int, as_json: bool) -> None:
 @AS_JSON
 def payouts_show(provider: str, reference: str, as_json: bool) -> None:
     """One payout: its status, the watch on it, and its events."""
-    hub = _hub()
+    hub = command_hub()
     row = next(iter(hub.store.list_payouts(provider=provider, reference=reference, limit=1)), None)
     if row is None:
         raise click.ClickException(f"no {provider} payout {reference!r} is known")
     events = hub.store.payout_events(provider, reference)
     if as_json:
-        _print_json({**row, "events": [e.to_dict() for e in events]})
+        print_json({**row, "events": [e.to_dict() for e in events]})
         return
     for name in ("provider", "reference", "amount", "currency", "status", "transaction_id", "watch",
                  "last_answer", "last_error"):
         click.echo(f"{name + ':':<16} {row[name] if row[name] is not None else '-'}")
     for e in events:
-        click.echo(f"  {_when(e.received_at)}  {e.type:<18} {e.amount:>12}  paid {e.totals.get('paid', 0)}  {e.id}")
+        click.echo(f"  {when(e.received_at)}  {e.type:<18} {e.amount:>12}  paid {e.totals.get('paid', 0)}  {e.id}")

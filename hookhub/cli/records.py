@@ -65,7 +65,7 @@ def _store_errors_as_messages() -> Iterator[None]:
         raise click.ClickException(str(exc)) from None
 
 
-def _hub() -> Hub:
+def command_hub() -> Hub:
     """The app's hub, its store checked to be at the newest schema."""
     hub = current_hub()
     with _store_errors_as_messages():
@@ -73,11 +73,11 @@ def _hub() -> Hub:
     return hub
 
 
-def _print_json(value: Any) -> None:
+def print_json(value: Any) -> None:
     click.echo(json.dumps(jsonutil.to_plain(value), indent=2, default=str, ensure_ascii=False))
 
 
-def _when(moment: datetime | None) -> str:
+def when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
 
 
@@ -94,12 +94,12 @@ def _when(moment: datetime | None) -> str:
 def events_list(provider: str | None, type_: str | None, order: str | None, since: datetime | None, limit: int,
                 as_json: bool) -> None:
     """List events, oldest first."""
-    found = _hub().store.list_events(provider=provider, type=type_, order_id=order, since=since, limit=limit)
+    found = command_hub().store.list_events(provider=provider, type=type_, order_id=order, since=since, limit=limit)
     if as_json:
-        _print_json([e.to_dict() for e in found])
+        print_json([e.to_dict() for e in found])
         return
     for e in found:
-        click.echo(f"{e.id}  {_when(e.received_at)}  {e.provider:<8} {e.type:<17} order={e.order_id} "
+        click.echo(f"{e.id}  {when(e.received_at)}  {e.provider:<8} {e.type:<17} order={e.order_id} "
                    f"amount={e.amount} {e.currency} source={e.source}")
 
 
@@ -107,11 +107,11 @@ def events_list(provider: str | None, type_: str | None, order: str | None, sinc
 @click.argument("event_id")
 def events_show(event_id: str) -> None:
     """Show one event with its deliveries."""
-    store = _hub().store
+    store = command_hub().store
     event = store.get_event(event_id)
     if event is None:
         raise click.ClickException(f"no event {event_id}")
-    _print_json({"event": event.to_dict(), "deliveries": store.list_deliveries(event_id=event_id)})
+    print_json({"event": event.to_dict(), "deliveries": store.list_deliveries(event_id=event_id)})
 
 
 @events.command("replay")
@@ -128,7 +128,7 @@ def events_replay(event_ids: tuple[str, ...], failed: bool, since: datetime | No
 
     Name events by id, or use --failed or --since.
     """
-    hub = _hub()
+    hub = command_hub()
     if not (event_ids or failed or since):
         raise click.UsageError("name event ids, or use --failed or --since")
     missing = [i for i in event_ids if hub.store.get_event(i) is None]
@@ -157,12 +157,12 @@ def events_replay(event_ids: tuple[str, ...], failed: bool, since: datetime | No
 
 def _echo_deliveries(rows: list[dict[str, Any]], as_json: bool) -> None:
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     for d in rows:
         error = (d["last_error"] or "").strip().splitlines()
         click.echo(f"{d['id']:>6}  {d['event_id']}  {d['handler']:<30} {d['status']:<7} attempts={d['attempts']} "
-                   f"next={_when(d['next_attempt_at'])}" + (f"  {error[-1]}" if error else ""))
+                   f"next={when(d['next_attempt_at'])}" + (f"  {error[-1]}" if error else ""))
 
 
 @deliveries.command("list")
@@ -173,7 +173,7 @@ def _echo_deliveries(rows: list[dict[str, Any]], as_json: bool) -> None:
 @AS_JSON
 def deliveries_list(status: str | None, event_id: str | None, handler: str | None, limit: int, as_json: bool) -> None:
     """List deliveries; a failed one shows the last line of its error."""
-    rows = _hub().store.list_deliveries(status=status, event_id=event_id, handler=handler, limit=limit)
+    rows = command_hub().store.list_deliveries(status=status, event_id=event_id, handler=handler, limit=limit)
     _echo_deliveries(rows, as_json)
 
 
@@ -181,10 +181,10 @@ def deliveries_list(status: str | None, event_id: str | None, handler: str | Non
 @click.argument("delivery_id", type=int)
 def deliveries_show(delivery_id: int) -> None:
     """Show one delivery, with the whole traceback of its last failure."""
-    row = _hub().store.get_delivery(delivery_id)
+    row = command_hub().store.get_delivery(delivery_id)
     if row is None:
         raise click.ClickException(f"no delivery {delivery_id}")
-    _print_json(row)
+    print_json(row)
 
 
 @deliveries.command("dead")
@@ -192,7 +192,7 @@ def deliveries_show(delivery_id: int) -> None:
 @AS_JSON
 def deliveries_dead(limit: int, as_json: bool) -> None:
     """List the dead letters: deliveries that used up their attempts. Replay with `events replay --failed`."""
-    _echo_deliveries(_hub().store.list_deliveries(status="dead", limit=limit), as_json)
+    _echo_deliveries(command_hub().store.list_deliveries(status="dead", limit=limit), as_json)
 
 
 # -- inbound calls ---------------------------------------------------------------------------------
@@ -213,12 +213,12 @@ def _readable(call: dict[str, Any]) -> dict[str, Any]:
 def calls_list(provider: str | None, route: str | None, outcome: str | None, since: datetime | None, limit: int,
                as_json: bool) -> None:
     """List inbound calls, newest first."""
-    rows = _hub().store.list_calls(provider=provider, route=route, outcome=outcome, since=since, limit=limit)
+    rows = command_hub().store.list_calls(provider=provider, route=route, outcome=outcome, since=since, limit=limit)
     if as_json:
-        _print_json([_readable(r) for r in rows])
+        print_json([_readable(r) for r in rows])
         return
     for r in rows:
-        click.echo(f"{r['id']:>6}  {_when(r['received_at'])}  {r['provider']:<8} {r['route']:<8} {r['method']:<6} "
+        click.echo(f"{r['id']:>6}  {when(r['received_at'])}  {r['provider']:<8} {r['route']:<8} {r['method']:<6} "
                    f"{r['status_code'] or '-'} {r['outcome']:<20} ref={r['reference'] or '-'}")
 
 
@@ -226,10 +226,10 @@ def calls_list(provider: str | None, route: str | None, outcome: str | None, sin
 @click.argument("call_id", type=int)
 def calls_show(call_id: int) -> None:
     """Show one inbound call: headers, query, body (as text) and what became of it."""
-    row = _hub().store.get_call(call_id)
+    row = command_hub().store.get_call(call_id)
     if row is None:
         raise click.ClickException(f"no inbound call {call_id}")
-    _print_json(_readable(row))
+    print_json(_readable(row))
 
 
 @calls.command("rerun")
@@ -239,7 +239,7 @@ def calls_rerun(call_id: int) -> None:
 
     Credential headers are never stored, so a signed callback cannot be verified again this way.
     """
-    hub = _hub()
+    hub = command_hub()
     row = hub.store.get_call(call_id)
     if row is None:
         raise click.ClickException(f"no inbound call {call_id}")
@@ -262,8 +262,8 @@ def calls_prune(before: datetime, dry_run: bool) -> None:
     Events, transactions and deliveries are kept; calls whose verification is still pending are
     kept too. Run it from cron or a timer, e.g. daily with --older-than 90d.
     """
-    count = _hub().store.prune_calls(before=before, dry_run=dry_run)
-    click.echo(f"{count} inbound calls received before {_when(before)} UTC {'would be' if dry_run else 'were'} deleted")
+    count = command_hub().store.prune_calls(before=before, dry_run=dry_run)
+    click.echo(f"{count} inbound calls received before {when(before)} UTC {'would be' if dry_run else 'were'} deleted")
 
 
 # -- schema ----------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from .records import AS_JSON, LIMIT, _hub, _print_json, _when
+from .records import AS_JSON, LIMIT, command_hub, print_json, when
 
 watches = click.Group("watches", help="Payments and payouts created through hookhub, watched until the provider's "
                                       "answer is final.")
@@ -29,15 +29,15 @@ def _why_not_asked(hub: Any, row: dict[str, Any]) -> str | None:
 @AS_JSON
 def watches_list(provider: str | None, status: str | None, limit: int, as_json: bool) -> None:
     """Watches, newest first: what is watched, its next check and what the provider last said."""
-    hub = _hub()
+    hub = command_hub()
     rows = hub.store.list_watches(provider=provider, status=status, limit=limit)
     for row in rows:
         row["not_asked_because"] = _why_not_asked(hub, row)
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     for row in rows:
-        due = f"next check {_when(row['next_attempt_at'])}" if row["status"] == "pending" else row["status"]
+        due = f"next check {when(row['next_attempt_at'])}" if row["status"] == "pending" else row["status"]
         said = row["last_answer"] or "not asked yet"
         click.echo(f"{row['provider']:<8} {row['kind']:<7} {row['order_id']:<28} {row['amount']:>10} "
                    f"{row['currency']} {due:<36} {said}" + (f"  ({row['not_asked_because']})"
@@ -51,18 +51,18 @@ def watches_list(provider: str | None, status: str | None, limit: int, as_json: 
 @AS_JSON
 def watches_show(provider: str, order_id: str, kind: str | None, as_json: bool) -> None:
     """One watch: the provider's reference, every time, the checks so far and the last answer."""
-    hub = _hub()
+    hub = command_hub()
     row = hub.store.get_watch(provider, order_id, kind)
     if row is None:
         raise click.ClickException(f"nothing of {provider}'s order {order_id!r} is watched")
     row["not_asked_because"] = _why_not_asked(hub, row)
     if as_json:
-        _print_json(row)
+        print_json(row)
         return
     for name in ("provider", "kind", "order_id", "reference", "amount", "currency", "status", "attempts"):
         click.echo(f"{name + ':':<17} {row[name]}")
     for name in ("created_at", "next_attempt_at", "checked_at", "deadline"):
-        click.echo(f"{name + ':':<17} {_when(row[name]) if row[name] else '-'}")
+        click.echo(f"{name + ':':<17} {when(row[name]) if row[name] else '-'}")
     click.echo(f"{'last answer:':<17} {row['last_answer'] or '-'}")
     click.echo(f"{'last error:':<17} {row['last_error'] or '-'}")
     if row["not_asked_because"]:

@@ -230,7 +230,7 @@ class Jobs:
     # -- watches ---------------------------------------------------------------------------------
 
     def put_watch(self, provider: str, watch: Watch) -> None:
-        """Put ``watch`` on record, due at once; the same order's earlier watch is replaced.
+        """Put ``watch`` on record, due at once; the same order's earlier payment watch is replaced.
 
         When it is first asked about and when it ends are the servers' settings, so the first
         server to claim it schedules it (``watch_scheduled``).
@@ -243,10 +243,11 @@ class Jobs:
             next_attempt_at=now, deadline=None, checked_at=None, last_error=None, last_answer=None,
             created_at=now, updated_at=now)
         with self._write() as conn:
+            # A payout is made once under its reference: what is on record of it is never replaced.
             updated = conn.execute(update(v).where(
                 v.c.provider == provider, v.c.kind == watch.kind, v.c.reference == watch.order_id,
-            ).values(lease_until=None, lease_owner=None, **values))
-            if updated.rowcount == 0:
+            ).values(lease_until=None, lease_owner=None, **values)) if watch.kind == "payment" else None
+            if updated is None or updated.rowcount == 0:
                 self._insert_if_absent(conn, v, dict(provider=provider, kind=watch.kind, reference=watch.order_id,
                                                      **values))
 
@@ -274,14 +275,14 @@ class Jobs:
             values["deadline"] = deadline
         return self._settle(schema.verifications, job.id, job.lease, **values)
 
-    def order_status(self, provider: str, kind: str, order_id: str) -> str | None:
-        """The most advanced status hookhub holds for ``order_id``'s payments (or payouts), or None."""
+    def order_statuses(self, provider: str, kind: str, order_id: str, *, since: datetime) -> list[str]:
+        """The statuses of ``order_id``'s payments (or payouts) that changed at ``since`` or later:
+        what was heard of the order since a watch on it was put, not an earlier attempt's end."""
         t = schema.transactions
         with self._read() as conn:
-            statuses = conn.execute(select(t.c.status).where(
-                t.c.provider == provider, t.c.order_id == order_id, t.c.kind == kind)).scalars().all()
-        settled = [s for s in statuses if s != "pending"]
-        return settled[0] if settled else (statuses[0] if statuses else None)
+            return list(conn.execute(select(t.c.status).where(
+                t.c.provider == provider, t.c.order_id == order_id, t.c.kind == kind,
+                t.c.updated_at >= since)).scalars())
 
     def list_watches(self, *, provider: str | None = None, status: str | None = None,
                      limit: int = 100) -> list[dict[str, Any]]:

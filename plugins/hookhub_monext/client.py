@@ -273,29 +273,41 @@ class MonextClient(ApiClient):
     # -- payouts ----------------------------------------------------------------------------------
 
     def create_sepa_transfer(self, amount: int, currency: str, payer_bank_account: Mapping[str, Any],
-                             payee_bank_account: Mapping[str, Any], **fields: Any) -> dict[str, Any]:
+                             payee_bank_account: Mapping[str, Any], *, reference: str | None = None,
+                             **fields: Any) -> dict[str, Any]:
         """``POST /v1/payout/sepatransfers``: pay ``amount`` (minor units) to a bank account.
 
         ``payer_bank_account`` is ``{"payment_method_id": ...}`` (your BANKTRANSFER method);
-        ``payee_bank_account`` needs ``bic``, ``holder_name`` and ``iban``.
+        ``payee_bank_account`` needs ``bic``, ``holder_name`` and ``iban``. ``reference`` is your own
+        unique reference of the payout: sent in ``privateData`` as ``reference``, and what hookhub
+        watches the transfer under (a transfer without one is not watched).
         """
+        if reference is not None:
+            if not isinstance(reference, str) or not 0 < len(reference) <= MAX_PATH_ID_LENGTH:
+                raise ValidationError("reference", f"must be a string of 1 to {MAX_PATH_ID_LENGTH} characters")
+            fields["private_data"] = {**(fields.get("private_data") or {}), "reference": reference}
         body = {"amount": amount, "currency": currency, "payerBankAccount": payer_bank_account,
                 "payeeBankAccount": payee_bank_account, **fields}
-        cross = fields.get("cross_reference") or fields.get("crossReference") or {}
-        reference = cross.get("order_reference") or cross.get("orderReference") if isinstance(cross, Mapping) else None
         try:
             answer = self.operation("POST", "/v1/payout/sepatransfers", body)
         except ProviderUnavailable:
-            # A 5xx or no answer: Monext may have paid. Watched under the merchant's reference.
+            # A 5xx or no answer: Monext may have paid. On record under the merchant's reference,
+            # though Monext's API finds a transfer by its transaction id only.
             if reference:
-                self._on_created(Watch(kind="payout", order_id=str(reference), reference=str(reference),
-                                       amount=amount, currency=currency, key=payout_key(str(reference))))
+                self._on_created(Watch(kind="payout", order_id=reference, reference=reference, amount=amount,
+                                       currency=currency, key=payout_key(reference)))
             raise
+        transaction = answer.get("transaction") if isinstance(answer.get("transaction"), dict) else {}
+        transaction_id = str(transaction["id"]) if transaction.get("id") else None
         if reference:
-            state = payout_state(str(reference), answer, amount, currency)
-            self._on_created(Watch(kind="payout", order_id=str(reference), reference=state.transaction_id,
-                                   amount=amount, currency=currency, key=state.key, answer=state,
-                                   context={"transaction_id": state.transaction_id}))
+            try:
+                state: TransactionState | None = payout_state(reference, answer, amount, currency)
+            except ProviderUnavailable:
+                state = None  # an answer it cannot read: the watch asks again by the transaction id
+            # On record before the answer is judged further: the transfer was made.
+            self._on_created(Watch(kind="payout", order_id=reference, reference=transaction_id or reference,
+                                   amount=amount, currency=currency, key=payout_key(reference), answer=state,
+                                   context={"transaction_id": transaction_id} if transaction_id else {}))
         return answer
 
     def get_payout(self, transaction_id: str) -> dict[str, Any]:

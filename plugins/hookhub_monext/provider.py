@@ -359,22 +359,26 @@ class Monext(Provider):
     def start_payout(self, request: PayoutRequest) -> Payout:
         """A SEPA transfer: ``payer_bank_account`` (``{"payment_method_id": ...}``) and
         ``payee_bank_account`` (``bic``, ``holder_name``, ``iban``); the reference goes in
-        ``crossReference.orderReference``."""
+        ``privateData`` (``crossReference`` is Monext's link to a payment transaction, yours to set)."""
         fields = dict(request.destination)
         payer, payee = fields.pop("payer_bank_account", None), fields.pop("payee_bank_account", None)
         for name, value in (("payer_bank_account", payer), ("payee_bank_account", payee)):
             if not isinstance(value, dict):
                 raise ValidationError(name, "is required (a dict of Monext's bank account fields)")
-        fields["cross_reference"] = {"order_reference": request.reference}
         try:
-            answer = self.client.create_sepa_transfer(request.amount, request.currency, payer, payee, **fields)
+            answer = self.client.create_sepa_transfer(request.amount, request.currency, payer, payee,
+                                                      reference=request.reference, **fields)
         except ProviderUnavailable as exc:
             return Payout(provider=self.name, reference=request.reference, amount=request.amount,
                           currency=request.currency, status="pending", raw={"error": str(exc)})
-        state = payout_state(request.reference, answer, request.amount, request.currency)
+        try:
+            status = payout_state(request.reference, answer, request.amount, request.currency).status
+        except ProviderUnavailable:
+            status = "pending"  # made, in a state this plugin cannot read: the watch asks again
+        transaction = answer.get("transaction") if isinstance(answer.get("transaction"), dict) else {}
         return Payout(provider=self.name, reference=request.reference, amount=request.amount,
-                      currency=request.currency, status=state.status,  # type: ignore[arg-type]
-                      transaction_id=state.transaction_id, raw=answer)
+                      currency=request.currency, status=status,  # type: ignore[arg-type]
+                      transaction_id=str(transaction["id"]) if transaction.get("id") else None, raw=answer)
 
     def poll(self, watch: Watch) -> TransactionState | None:
         """The session of a payment; the payout transaction of a payout."""

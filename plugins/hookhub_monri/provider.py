@@ -14,6 +14,7 @@ payment, else the order number.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 from typing import Any
 
@@ -22,6 +23,8 @@ from hookhub import (Checkout, InboundCall, InvalidRequest, Movement, PaymentReq
 
 from . import signing
 from .client import MonriClient
+
+log = logging.getLogger("hookhub")
 
 APPROVED_CODE = "0000"
 
@@ -112,9 +115,13 @@ class Monri(Provider):
     def _remember_payment(self, request: dict[str, Any], answer: dict[str, Any]) -> None:
         """A payment created through the client: its id is remembered for returns, and it is watched."""
         order_number, payment_id = request["order_number"], answer["id"]
-        self.memo.put(_memo_key(order_number), payment_id)
         self.watch(Watch(kind="payment", order_id=order_number, reference=payment_id, amount=request["amount"],
                          currency=request["currency"], key=order_number))
+        try:
+            self.memo.put(_memo_key(order_number), payment_id)
+        except Exception:  # Monri made the payment: the shop must not be told it failed
+            log.exception("monri: payment %s of order %s could not be remembered; its return is trusted from "
+                          "its signature alone", payment_id, order_number)
 
     # -- payments a shop starts --------------------------------------------------------------------
 
