@@ -80,8 +80,11 @@ class _Runner:
 
 class Deliverer:
     def __init__(self, store: Store, handlers: Mapping[str, Handler], policy: RetryPolicy,
-                 secrets: Sequence[str] = (), lease: float = 300.0, timeout: float = 30.0):
+                 secrets: Sequence[str] = (), lease: float = 300.0, timeout: float = 30.0,
+                 claimant: Callable[[], str | None] = lambda: None):
+        """``claimant`` gives the id claims are recorded under (this process's heartbeat), beating first."""
         self.store = store
+        self.claimant = claimant
         self.handlers = dict(handlers)
         self.policy = policy
         self.secrets = list(secrets)
@@ -109,7 +112,10 @@ class Deliverer:
         if len(self._overdue) >= MAX_OVERDUE:
             log.warning("%d handler calls are still running past their timeout; not starting more", MAX_OVERDUE)
             return 0
-        waiting = collections.deque(self.store.claim_deliveries(list(self.handlers), lease=self.lease, limit=limit))
+        if not self.handlers:
+            return 0
+        waiting = collections.deque(self.store.claim_deliveries(list(self.handlers), lease=self.lease, limit=limit,
+                                                                claimed_by=self.claimant()))
         deadline = time.monotonic() + min(BATCH_SECONDS, self.lease / 3)
         results: list[DeliveryResult] = []
 
@@ -137,7 +143,13 @@ class Deliverer:
         """Run one attempt; its result, or None when it outlived the timeout (it is then tended).
 
         ``when_slow`` is called if the attempt is still running at ``slow_at`` (a monotonic time).
+        An attempt whose lease was lost before it started (this process was frozen past its
+        heartbeat, say) is not started: another process has the job.
         """
+        if not self.store.delivery_started(job):
+            log.warning("delivery %s of %s to %s was taken over before it started; not starting it",
+                        job.id, job.event.id, job.handler)
+            return None
         attempt = self._start(job)
         if not attempt.done.wait(max(0.0, min(slow_at, attempt.started + self.timeout) - time.monotonic())):
             if time.monotonic() < attempt.started + self.timeout:

@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from . import config, logs, plugins, redact
 from .delivery import BATCH, Deliverer
 from .errors import ConfigError, SchemaError, StoreUnavailable
+from .heartbeat import Heartbeat
 from .outbound import Watch
 from .pipeline import Pipeline
 from .registry import Registry
@@ -50,6 +51,7 @@ def _after_fork_in_parent() -> None:
 def _after_fork_in_child() -> None:
     for hub in list(_live_hubs):
         hub.scheduler.after_fork_in_child()
+        hub.heartbeat.after_fork_in_child()
         # Database connections must never be shared across a fork: the child opens its own.
         hub.store.engine.dispose(close=False)
 
@@ -134,10 +136,13 @@ class Hub:
                                settings[attempts_key])
 
         self.scheduler = Scheduler(self.run_due_work, settings["HOOKHUB_SCHEDULER_INTERVAL"])
+        # Started by the first claim of background work, never by a hub that only starts payments.
+        self.heartbeat = Heartbeat(self.store)
         # A lease must outlast the longest attempt, or a slow handler's job would be claimed twice.
         self.lease = max(settings["HOOKHUB_LEASE_SECONDS"], settings["HOOKHUB_HANDLER_TIMEOUT"] * 2)
         self.deliverer = Deliverer(self.store, self.handlers, policy("HOOKHUB_DELIVERY_MAX_ATTEMPTS"),
-                                   self.secrets, lease=self.lease, timeout=settings["HOOKHUB_HANDLER_TIMEOUT"])
+                                   self.secrets, lease=self.lease, timeout=settings["HOOKHUB_HANDLER_TIMEOUT"],
+                                   claimant=self.heartbeat.ensure_started)
         self.pipeline = Pipeline(self.store, self.registry, self.hooks, list(self.handlers),
                                  policy("HOOKHUB_VERIFY_MAX_ATTEMPTS"), self.secrets,
                                  on_new_work=self.scheduler.wake,
@@ -203,8 +208,9 @@ class Hub:
             return 0
         done = 0
         providers = list(self.registry.enabled)
+        owner = self.heartbeat.ensure_started()
         while done < ROUND_LIMIT // 2:  # checks never take the whole round: deliveries get theirs
-            job = self.store.claim_verification(providers, lease=self.lease)
+            job = self.store.claim_verification(providers, lease=self.lease, claimed_by=owner)
             if job is None:
                 break
             self.pipeline.run_verification(job)
@@ -219,6 +225,7 @@ class Hub:
     def close(self) -> None:
         _live_hubs.discard(self)
         self.scheduler.stop()
+        self.heartbeat.stop()
         log.removeFilter(self.secret_filter)
         logs.forget(self.secret_filter)
         self.store.close()

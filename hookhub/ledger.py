@@ -23,9 +23,15 @@ from .states import APPROVALS, MOVEMENT_KINDS, STATUS_ONLY, Movement, Transactio
 APPROVAL_KEY = "approval"  # a payment has one approval, whatever id each source gives it
 
 
+VOID_KEY = "void"  # an authorization is released once
+SETTLEMENT_KEY = "capture:settlement"  # an approval first seen as an authorization, later as paid in one step
+
+
 def movement_key(movement: Movement) -> str:
     """What identifies a movement within its payment: its kind and the provider's id of it."""
-    return APPROVAL_KEY if movement.kind in APPROVALS else f"{movement.kind}:{movement.id}"
+    if movement.kind in APPROVALS:
+        return APPROVAL_KEY
+    return VOID_KEY if movement.kind == "void" else f"{movement.kind}:{movement.id}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,12 +126,12 @@ def movements_of(state: TransactionState, *, approved: bool = False) -> tuple[Mo
     payment never seen approved implies its approval too, while a cancel of one never approved is
     the buyer giving up, a status and no movement.
     """
-    if state.movements or state.kind != "payment" or state.amount <= 0:
+    if state.movements or state.kind != "payment":
         return state.movements
     whole = {"approved": ("payment",), "mismatch": ("payment",), "refunded": ("payment", "refund"),
              "canceled": ("void",) if approved else ()}.get(state.status, ())
     return tuple(Movement(kind, state.amount, id=state.transaction_id, occurred_at=state.occurred_at)
-                 for kind in whole if not (approved and kind == "payment"))
+                 for kind in whole if not (approved and kind == "payment") and (kind == "payment" or state.amount))
 
 
 def _status_only(ledger: Ledger, state: TransactionState) -> bool:
@@ -155,6 +161,10 @@ def plan(ledger: Ledger, state: TransactionState, *, expected: dict[str, Any] | 
     new: list[Recorded] = []
     for movement in movements_of(state, approved=ledger.approval is not None):
         key = movement_key(movement)
+        settles = _settlement(ledger, movement)
+        if settles is not None and SETTLEMENT_KEY not in known:
+            known.add(SETTLEMENT_KEY)
+            new.append(Recorded(SETTLEMENT_KEY, settles, booked=False))
         if key not in known:
             known.add(key)
             new.append(Recorded(key, movement, booked=False))
@@ -162,7 +172,8 @@ def plan(ledger: Ledger, state: TransactionState, *, expected: dict[str, Any] | 
     status = _status(ledger, booked, totals, status)
     stale = state.status != ledger.status and not is_transition(ledger.status, state.status) and \
         _status_only(ledger, state)
-    return Plan(status=status or state.status, totals=totals, currency=currency, new=tuple(new),
+    # Until its approval is booked a payment is what its status answers said: held movements earn nothing.
+    return Plan(status=status or "pending", totals=totals, currency=currency, new=tuple(new),
                 released=tuple(released), events=tuple(events), stale=stale)
 
 
@@ -203,6 +214,19 @@ def _book(ledger: Ledger, new: list[Recorded], currency: str, state: Transaction
     return totals, booked, released, new
 
 
+def _settlement(ledger: Ledger, movement: Movement) -> Movement | None:
+    """The capture a one-step payment implies when its approval was booked as an authorization (a
+    source that could not tell them apart came first): what was paid beyond what was captured."""
+    approval = ledger.approval
+    if movement.kind != "payment" or approval is None or approval.movement.kind != "authorization":
+        return None
+    rest = min(movement.amount, ledger.totals.authorized) - ledger.totals.captured
+    if rest <= 0:
+        return None
+    return Movement("capture", rest, id=movement.id or "settlement", currency=movement.currency,
+                    occurred_at=movement.occurred_at)
+
+
 def _booking_order(recorded: Recorded) -> tuple[int, str, str]:
     when = recorded.movement.occurred_at.isoformat() if recorded.movement.occurred_at else ""
     return (MOVEMENT_KINDS.index(recorded.movement.kind) if recorded.key != APPROVAL_KEY else -1, when, recorded.key)
@@ -221,6 +245,8 @@ def _why_not(movement: Movement, totals: Totals, booked: Iterable[Recorded], cur
     if movement.kind == "capture":
         if approval.movement.kind != "authorization":
             return "the payment was paid in one step: there is nothing to capture"
+        if any(r.movement.kind == "void" for r in booked):
+            return "the authorization was voided"
         if totals.captured + movement.amount > totals.authorized:
             return f"captures would exceed the {totals.authorized} authorized"
     if movement.kind == "refund" and totals.refunded + movement.amount > totals.captured:

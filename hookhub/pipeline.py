@@ -313,7 +313,7 @@ class Pipeline:
         with self.store.locked(provider.name, state.lock_key) as tx:
             planned = tx.plan(state, expected=fetched.expected)
             event_ids = [new_event_id() for _ in planned.events]
-            latest = None if event_ids else tx.latest_event()
+            latest = None if event_ids or planned.outcome == "held" else tx.latest_event()
             if call is not None:
                 call = dataclasses.replace(call, id=tx.finish_call(
                     call, outcome=planned.outcome, status_code=http_status, reference=reference,
@@ -438,9 +438,10 @@ class Pipeline:
         if fetched.state is None:  # the merchant's expected-payment hook failed: ask again later
             self.store.watch_checked(job, answer=state.status, retry_at=self._watch_retry(job), error=fetched.detail)
             return
-        self._reconcile(provider, fetched, source=source, call=None, http_status=0, reference=watch.reference)
-        if is_settled(state.status, watch.kind):
-            self.store.watch_checked(job, status="settled", answer=fetched.state.status)
+        handled, _ = self._reconcile(provider, fetched, source=source, call=None, http_status=0,
+                                     reference=watch.reference)
+        if is_settled(handled.status, watch.kind):  # what the ledger holds now, not what was said
+            self.store.watch_checked(job, status="settled", answer=handled.status)
         elif deadline is not None and utcnow() >= deadline:  # declined, and not paid since: over
             self.store.watch_checked(job, status="expired" if watch.kind == "payment" else "gave_up",
                                      answer=state.status)

@@ -120,7 +120,7 @@ class Movement:
             raise ValueError(f"a movement's kind must be one of {MOVEMENT_KINDS}, not {self.kind!r}")
         if isinstance(self.amount, bool) or not isinstance(self.amount, int):
             raise TypeError("a movement's amount must be an int in minor units")
-        if not 0 < self.amount < 2**63:
+        if not (0 if self.kind in APPROVALS else 1) <= self.amount < 2**63:
             raise ValueError("a movement's amount must be greater than zero")
         if self.kind not in APPROVALS and not self.id:
             raise ValueError(f"a {self.kind} needs the provider's id of it")

@@ -14,8 +14,9 @@ from hookhub import hookimpl
 
 @hookimpl
 def hookhub_handle_event(event):
+    started = time.time()
     time.sleep(float(os.environ.get("HOOKHUB_TEST_HANDLER_DELAY", "0")))  # a merchant's slow work
-    line = json.dumps({"pid": os.getpid(), **event.to_dict()}) + "\n"
+    line = json.dumps({"pid": os.getpid(), "started": started, "ended": time.time(), **event.to_dict()}) + "\n"
     # O_APPEND writes of one short line are atomic, so workers never interleave lines.
     fd = os.open(os.environ["HOOKHUB_TEST_EVENTS_FILE"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from conftest import drain, hub_of
+from conftest import PUBLIC_URL, drain, hub_of
 from hookhub import hookimpl
 
 DATABASES = ("sqlite", "postgresql")
@@ -81,8 +81,9 @@ def test_out_of_order_notifications_end_in_the_same_ledger(app, client, monri, r
     assert webhook(client, monri, "capture", "order-o", 22, 4000).status_code == 200
     drain(app)
     assert recorder.events == []
-    held = ledger(app, "monri", "order-o")["movements"]
-    assert [(m["kind"], m["status"]) for m in held] == [("refund", "held"), ("capture", "held")]
+    held = ledger(app, "monri", "order-o")
+    assert [(m["kind"], m["status"]) for m in held["movements"]] == [("refund", "held"), ("capture", "held")]
+    assert held["status"] == "pending"  # held movements earn the payment nothing: a watch keeps asking
     assert webhook(client, monri, "authorize", "order-o", 21, 4000).status_code == 200
     drain(app)
     assert booked(recorder) == [
@@ -118,6 +119,41 @@ def test_a_refund_racing_the_approval_books_once(make_app, monri, url):
     drain(app)
     assert sorted(seen) == [("payment.approved", 8000), ("payment.refunded", 500), ("payment.refunded", 700)]
     assert ledger(app, "monri", "order-race")["totals"] == totals(8000, 8000, 1200)
+
+
+def test_a_return_that_cannot_tell_then_a_capture(app, client, monri, recorder):
+    # Monri's return does not say whether the payment was authorized only or paid in one step.
+    query = "amount=6000&currency=EUR&order_number=order-ret&response_code=0000"
+    signed = monri.signed_return_url(PUBLIC_URL, query)
+    assert client.get(signed[len(PUBLIC_URL):]).status_code == 303
+    webhook(client, monri, "authorize", "order-ret", 81, 6000)
+    webhook(client, monri, "capture", "order-ret", 82, 2500)
+    drain(app)
+    assert booked(recorder) == [("payment.approved", 6000, totals(6000)), ("payment.captured", 2500, totals(6000, 2500))]
+
+
+def test_a_purchase_heard_of_first_through_its_return_is_captured_once(app, client, monri, recorder):
+    query = "amount=3000&currency=EUR&order_number=order-ret2&response_code=0000"
+    signed = monri.signed_return_url(PUBLIC_URL, query)
+    assert client.get(signed[len(PUBLIC_URL):]).status_code == 303
+    webhook(client, monri, "purchase", "order-ret2", 91, 3000)
+    webhook(client, monri, "purchase", "order-ret2", 91, 3000)
+    webhook(client, monri, "refund", "order-ret2", 92, 1000)
+    drain(app)
+    assert booked(recorder) == [("payment.approved", 3000, totals(3000)), ("payment.captured", 3000, totals(3000, 3000)),
+                                ("payment.refunded", 1000, totals(3000, 3000, 1000))]
+
+
+def test_an_authorization_is_voided_once_and_nothing_is_captured_after(app, client, monri, recorder):
+    webhook(client, monri, "authorize", "order-v", 101, 5000)
+    webhook(client, monri, "void", "order-v", 102, 5000)
+    webhook(client, monri, "capture", "order-v", 103, 1000)
+    webhook(client, monri, "void", "order-v", 104, 5000)
+    drain(app)
+    assert [e.type for e in recorder.events] == ["payment.approved", "payment.canceled"]
+    payment = ledger(app, "monri", "order-v")
+    assert payment["status"] == "canceled" and payment["totals"] == totals(5000)
+    assert [m["note"] for m in payment["movements"] if m["status"] == "held"] == ["the authorization was voided"]
 
 
 # -- bad input: never an event that makes the totals wrong --------------------------------------------

@@ -43,6 +43,7 @@ def add_event(store, state, handlers=("h1",)):
 def test_a_lost_lease_cannot_record_a_result(store):
     add_event(store, approved())
     first = store.claim_delivery(["h1"], lease=0.05)
+    assert store.delivery_started(first) is True  # the attempt counts from its start
     assert store.claim_delivery(["h1"], lease=0.05) is None  # leased: nobody else gets it
     time.sleep(0.1)
     second = store.claim_delivery(["h1"], lease=60)  # the first worker counts as dead now

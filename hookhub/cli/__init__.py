@@ -27,7 +27,7 @@ Configuration comes from HOOKHUB_* environment variables (see docs/configuration
 --help says what it does.""")
 
 for command in (operate.serve, operate.providers, operate.plugins_command, operate.check, play.sandbox, play.simulate,
-                *records.GROUPS, watching.watches, money.payments, money.payouts):
+                *records.GROUPS, watching.watches, watching.workers, money.payments, money.payouts):
     cli.add_command(command)
 
 

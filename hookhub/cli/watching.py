@@ -67,3 +67,24 @@ def watches_show(provider: str, order_id: str, kind: str | None, as_json: bool) 
     click.echo(f"{'last error:':<17} {row['last_error'] or '-'}")
     if row["not_asked_because"]:
         click.echo(f"{'not asked:':<17} {row['not_asked_because']}")
+
+
+@click.command("workers")
+@AS_JSON
+def workers(as_json: bool) -> None:
+    """Live hookhub processes by their heartbeats: host, pid, last beat, and the work each holds.
+
+    A process whose last beat is older than a few beats is orphaned: its work is taken by the
+    others at once.
+    """
+    rows = command_hub().store.list_workers()
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        click.echo("no process is doing background work")
+    for row in rows:
+        state = "ORPHANED" if row["orphaned"] else "live"
+        click.echo(f"{row['host']:<24} pid {row['pid']:<8} {state:<9} last beat {row['beat_age_seconds']:.1f} s ago, "
+                   f"since {when(row['started_at'])}; holds {row['holds']['deliveries']} deliveries, "
+                   f"{row['holds']['checks']} checks  ({row['owner']})")

@@ -2,9 +2,13 @@
 calls the provider could not confirm yet, and watches on what a shop created through hookhub).
 
 A job is claimed with a lease: its claimer's proof (``lease``), recorded with the row until a
-deadline. Results are written only while the lease still holds, and a job whose lease ran out (its
-process died mid-call) is due again. Deliveries are claimed and settled in batches, one database
-transaction for many jobs. Mixed into ``Store``.
+deadline, and the claiming process (``claimed_by``, its heartbeat's owner). Results are written
+only while the lease still holds. A job is due again when its lease ran out, or at once when its
+process's heartbeat stopped (``hookhub.heartbeat``): a process that died mid-call loses its work
+in seconds, not at the end of the lease. Every time that decides whose work is whose is the
+database's clock, never a host's. Deliveries are claimed and settled in batches, one database
+transaction for many jobs; a delivery's attempt counts when it starts, not when it is claimed.
+Mixed into ``Store``.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, text, update
 
 from ..calls import Trigger
 from ..events import Event
@@ -65,39 +69,70 @@ class DeliveryResult:
 
 _d = schema.deliveries
 _SETTLE_DELIVERY = update(_d).where(_d.c.id == bindparam("p_id"), _d.c.lease_owner == bindparam("p_owner"))
+_START_DELIVERY = _SETTLE_DELIVERY.values(attempts=_d.c.attempts + 1)
 _EVENTS = select(schema.events).where(schema.events.c.id.in_(bindparam("p_ids", expanding=True)))
 
 
+ORPHAN_AFTER = 8.0  # seconds without a heartbeat after which a process's leases are orphaned
+
+
 class Jobs:
+    dialect: str
+
     def _read(self) -> AbstractContextManager[Connection]:
         raise NotImplementedError
 
     def _write(self) -> AbstractContextManager[Connection]:
         raise NotImplementedError
 
+    def db_now(self, conn: Connection) -> datetime:
+        """The database's clock, in UTC: the one every host agrees on."""
+        if self.dialect == "sqlite":
+            text_now = conn.execute(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).scalar_one()
+            return datetime.fromisoformat(text_now).replace(tzinfo=timezone.utc)
+        moment = conn.execute(text("SELECT clock_timestamp() AT TIME ZONE 'UTC'")).scalar_one()
+        return moment.replace(tzinfo=timezone.utc)
+
+    def _free(self, table: Any, now: datetime) -> Any:
+        """Rows of ``table`` nobody holds: no lease, a lease run out, or one whose process is gone."""
+        c, w = table.c, schema.workers.c
+        stale = now - timedelta(seconds=ORPHAN_AFTER)
+        # (A claim recorded under no process, from before heartbeats, is held by its lease alone.)
+        return or_(c.lease_until.is_(None), c.lease_until < now,
+                   c.claimed_by.in_(select(w.owner).where(w.beat_at < stale)),
+                   and_(c.claimed_by.is_not(None), c.claimed_by.not_in(select(w.owner))))
+
     def _insert_if_absent(self, conn: Connection, table: Any, values: dict[str, Any]) -> None:
         raise NotImplementedError
 
     # -- deliveries ------------------------------------------------------------------------------
 
-    def claim_deliveries(self, handlers: Sequence[str], *, lease: float, limit: int) -> list[DeliveryJob]:
-        """Lease up to ``limit`` of the most overdue deliveries for ``handlers``; an attempt counts from here.
+    def claim_deliveries(self, handlers: Sequence[str], *, lease: float, limit: int,
+                         claimed_by: str | None = None) -> list[DeliveryJob]:
+        """Lease up to ``limit`` of the most overdue deliveries for ``handlers``, for ``claimed_by``.
 
-        Every job is leased and counted as attempted here; the claimer gives back the ones it does
-        not start (``release_deliveries``) well before their leases run out.
+        An attempt counts when it starts (``delivery_started``), so a job claimed by a process that
+        died before starting it costs no attempt. The claimer gives back the ones it does not start
+        (``release_deliveries``) well before their leases run out.
         """
         if not handlers:
             return []
-        claimed = self._claim(_d, _d.c.handler.in_(handlers), lease=lease, limit=limit)
+        claimed = self._claim(_d, _d.c.handler.in_(handlers), lease=lease, limit=limit, claimed_by=claimed_by)
         if not claimed:
             return []
         rows, owner, events = claimed
         return [DeliveryJob(row.id, owner, row.handler, row.attempts + 1, events[row.event_id]) for row in rows]
 
-    def claim_delivery(self, handlers: Sequence[str], *, lease: float) -> DeliveryJob | None:
+    def claim_delivery(self, handlers: Sequence[str], *, lease: float, claimed_by: str | None = None) -> DeliveryJob | None:
         """Lease the single most overdue delivery for ``handlers``."""
-        jobs = self.claim_deliveries(handlers, lease=lease, limit=1)
+        jobs = self.claim_deliveries(handlers, lease=lease, limit=1, claimed_by=claimed_by)
         return jobs[0] if jobs else None
+
+    def delivery_started(self, job: DeliveryJob) -> bool:
+        """Count ``job``'s attempt as started, while its lease still holds; False when it was lost."""
+        with self._write() as conn:
+            result = conn.execute(_START_DELIVERY, {"p_id": job.id, "p_owner": job.lease, "started_at": utcnow()})
+        return result.rowcount == 1
 
     def settle_deliveries(self, results: Sequence[DeliveryResult]) -> list[bool]:
         """Record how each attempt went, in one database transaction; False where the lease was lost."""
@@ -113,7 +148,8 @@ class Jobs:
                 else:
                     values = {"next_attempt_at": r.retry_at, "last_error": r.error}
                 result = conn.execute(_SETTLE_DELIVERY, {"p_id": r.job.id, "p_owner": r.job.lease, "lease_until": None,
-                                                         "lease_owner": None, "updated_at": now, **values})
+                                                         "lease_owner": None, "claimed_by": None, "updated_at": now,
+                                                         **values})
                 settled.append(result.rowcount == 1)
         return settled
 
@@ -127,51 +163,57 @@ class Jobs:
 
     def delivery_overdue(self, job: DeliveryJob, error: str | None, *, lease: float) -> bool:
         """Keep ``job`` leased while its attempt runs past the timeout; ``error`` says so, once."""
-        now = utcnow()
-        values: dict[str, Any] = {"lease_until": now + timedelta(seconds=lease), "updated_at": now}
-        if error is not None:
-            values["last_error"] = error
         with self._write() as conn:
+            now = self.db_now(conn)
+            values: dict[str, Any] = {"lease_until": now + timedelta(seconds=lease), "updated_at": now}
+            if error is not None:
+                values["last_error"] = error
             result = conn.execute(_SETTLE_DELIVERY, {"p_id": job.id, "p_owner": job.lease, **values})
         return result.rowcount == 1
 
     def release_deliveries(self, jobs: Sequence[DeliveryJob]) -> None:
-        """Give back claimed jobs that were never started: due again at once, the attempt uncounted."""
+        """Give back claimed jobs that were never started: due again at once, no attempt counted."""
         if not jobs:
             return
         now = utcnow()
         with self._write() as conn:
             for job in jobs:
                 conn.execute(_SETTLE_DELIVERY, {"p_id": job.id, "p_owner": job.lease, "lease_until": None,
-                                                "lease_owner": None, "attempts": job.attempts - 1, "updated_at": now})
+                                                "lease_owner": None, "claimed_by": None, "updated_at": now})
 
     # -- claims ----------------------------------------------------------------------------------
 
-    def _claim(self, table: Any, condition: Any, *, lease: float, limit: int) -> tuple[list[Any], str, dict] | None:
-        """Lease the ``limit`` most overdue pending rows of ``table`` matching ``condition``.
+    def _claim(self, table: Any, condition: Any, *, lease: float, limit: int,
+               claimed_by: str | None = None) -> tuple[list[Any], str, dict] | None:
+        """Lease the ``limit`` most overdue pending rows of ``table`` matching ``condition`` that
+        nobody holds (``_free``).
 
         (rows, lease owner, events by id for deliveries), or None when nothing is due. Whether
         anything is due is asked in a read transaction first, so an idle queue never takes the
-        write lock (SQLite has one for the whole database).
+        write lock (SQLite has one for the whole database). A re-check or a watch counts its
+        attempt here (it starts at once); a delivery when it starts.
         """
         c = table.c
-        now = utcnow()
-        due = (c.status == "pending", condition, c.next_attempt_at <= now,
-               or_(c.lease_until.is_(None), c.lease_until < now))
         with self._read() as conn:
+            now = self.db_now(conn)
+            due = (c.status == "pending", condition, c.next_attempt_at <= now, self._free(table, now))
             if conn.execute(select(c.id).where(*due).limit(1)).first() is None:
                 return None
         owner = uuid.uuid4().hex
         with self._write() as conn:
+            now = self.db_now(conn)
+            due = (c.status == "pending", condition, c.next_attempt_at <= now, self._free(table, now))
             rows = conn.execute(
                 select(table).where(*due).order_by(c.next_attempt_at, c.id).limit(limit)
                 .with_for_update(skip_locked=True)  # other hosts skip rows being claimed (PostgreSQL)
             ).all()
             if not rows:
                 return None
-            conn.execute(update(table).where(c.id.in_([row.id for row in rows])).values(
-                attempts=c.attempts + 1, lease_until=now + timedelta(seconds=lease), lease_owner=owner,
-                updated_at=now))
+            values: dict[str, Any] = dict(lease_until=now + timedelta(seconds=lease), lease_owner=owner,
+                                          claimed_by=claimed_by, updated_at=now)
+            if table is not _d:
+                values["attempts"] = c.attempts + 1
+            conn.execute(update(table).where(c.id.in_([row.id for row in rows])).values(**values))
             events: dict[str, Event] = {}
             if table is _d:
                 ids = sorted({row.event_id for row in rows})
@@ -181,7 +223,7 @@ class Jobs:
     def _settle(self, table: Any, job_id: int, lease: str, **values: Any) -> bool:
         with self._write() as conn:
             result = conn.execute(update(table).where(table.c.id == job_id, table.c.lease_owner == lease).values(
-                lease_until=None, lease_owner=None, updated_at=utcnow(), **values))
+                lease_until=None, lease_owner=None, claimed_by=None, updated_at=utcnow(), **values))
         return result.rowcount == 1
 
     # -- deferred verifications ------------------------------------------------------------------
@@ -201,12 +243,13 @@ class Jobs:
                 v.c.status != "pending",
             ).values(status="pending", attempts=0, next_attempt_at=due, context=trigger.context, updated_at=now))
 
-    def claim_verification(self, providers: Sequence[str], *, lease: float) -> VerificationJob | None:
-        """Lease the most overdue re-verification for one of ``providers``."""
+    def claim_verification(self, providers: Sequence[str], *, lease: float,
+                           claimed_by: str | None = None) -> VerificationJob | None:
+        """Lease the most overdue check (a re-check or a watch) for one of ``providers``."""
         if not providers:
             return None
         v = schema.verifications
-        claimed = self._claim(v, v.c.provider.in_(providers), lease=lease, limit=1)
+        claimed = self._claim(v, v.c.provider.in_(providers), lease=lease, limit=1, claimed_by=claimed_by)
         if claimed is None:
             return None
         [row], owner, _ = claimed
@@ -240,7 +283,7 @@ class Jobs:
             context={"reference": watch.reference, "key": watch.key, "poll": dict(watch.context),
                      "answer": watch.answer.to_plain() if watch.answer is not None else None},
             order_id=watch.order_id, amount=watch.amount, currency=watch.currency, status="pending", attempts=0,
-            next_attempt_at=now, deadline=None, checked_at=None, last_error=None, last_answer=None,
+            next_attempt_at=schema.DUE_NOW, deadline=None, checked_at=None, last_error=None, last_answer=None,
             created_at=now, updated_at=now)
         with self._write() as conn:
             # A payout is made once under its reference: what is on record of it is never replaced.
@@ -323,3 +366,61 @@ def _watch_dict(row: Any) -> dict[str, Any]:
     for hidden in ("lease_owner", "inbound_call_id"):
         data.pop(hidden, None)
     return data
+
+
+class Workers:
+    """The processes that claim work, by their heartbeats. Mixed into ``Store``."""
+
+    dialect: str
+
+    def _read(self) -> AbstractContextManager[Connection]:
+        raise NotImplementedError
+
+    def _write(self) -> AbstractContextManager[Connection]:
+        raise NotImplementedError
+
+    def beat(self, owner: str, *, host: str, node: str, pid: int) -> None:
+        """Record that ``owner`` lives, by the database's clock."""
+        w = schema.workers
+        with self._write() as conn:
+            now = self.db_now(conn)
+            if conn.execute(update(w).where(w.c.owner == owner).values(beat_at=now)).rowcount == 0:
+                conn.execute(w.insert().values(owner=owner, host=host, node=node, pid=pid, started_at=now, beat_at=now))
+
+    def forget_worker(self, owner: str) -> None:
+        """A clean stop: ``owner``'s claims are given back (no attempt counted) and its row removed."""
+        w, now = schema.workers, utcnow()
+        with self._write() as conn:
+            for table in (_d, schema.verifications):
+                conn.execute(update(table).where(table.c.claimed_by == owner, table.c.status == "pending").values(
+                    lease_until=None, lease_owner=None, claimed_by=None, updated_at=now))
+            conn.execute(delete(w).where(w.c.owner == owner))
+
+    def forget_dead_workers(self, node: str, *, alive: Any, keep: str) -> int:
+        """Remove the rows of ``node``'s processes whose pid no longer runs (``alive(pid)`` False): their
+        work is orphaned at once. How many."""
+        w = schema.workers
+        with self._read() as conn:
+            rows = conn.execute(select(w.c.owner, w.c.pid).where(w.c.node == node, w.c.owner != keep)).all()
+        dead = [row.owner for row in rows if not alive(row.pid)]
+        if dead:
+            with self._write() as conn:
+                conn.execute(delete(w).where(w.c.owner.in_(dead)))
+        return len(dead)
+
+    def list_workers(self) -> list[dict[str, Any]]:
+        """Processes with a heartbeat: host, pid, last beat (and its age by the database's clock), and
+        how many deliveries and checks each holds."""
+        w = schema.workers
+        with self._read() as conn:
+            now = self.db_now(conn)
+            found = []
+            for row in conn.execute(select(w).order_by(w.c.host, w.c.pid)):
+                held = {}
+                for name, table in (("deliveries", _d), ("checks", schema.verifications)):
+                    held[name] = conn.execute(select(func.count()).select_from(table).where(
+                        table.c.claimed_by == row.owner, table.c.lease_until >= now)).scalar_one()
+                age = (now - row.beat_at).total_seconds()
+                found.append({**row._asdict(), "beat_age_seconds": round(age, 1), "orphaned": age > ORPHAN_AFTER,
+                              "holds": held})
+        return found

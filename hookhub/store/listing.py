@@ -126,7 +126,8 @@ class Listing:
                                     .with_for_update(skip_locked=True)).scalars())
             if ids:
                 conn.execute(update(schema.deliveries).where(d.id.in_(ids), not_held).values(
-                    status="pending", attempts=0, next_attempt_at=now, last_error=None, lease_until=None,
+                    status="pending", attempts=0, next_attempt_at=schema.DUE_NOW, last_error=None, lease_until=None,
+                    claimed_by=None,
                     lease_owner=None, updated_at=now))
         return ids
 

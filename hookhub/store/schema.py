@@ -42,6 +42,10 @@ class JSONText(TypeDecorator):
         return None if value is None else jsonutil.loads(value)
 
 
+# A new job's next attempt: due at once by any host's clock, however skewed (a job is due when its
+# time is before the database's clock).
+DUE_NOW = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
 metadata = MetaData()
 
 # Every inbound call, recorded with its outcome; one that waits on a provider is recorded first.
@@ -156,6 +160,8 @@ deliveries = Table(
     Column("next_attempt_at", UTCDateTime, nullable=False),
     Column("lease_until", UTCDateTime),
     Column("lease_owner", String(32)),  # who holds the lease: only they may record the result
+    Column("claimed_by", String(32)),  # the process that holds it (``workers.owner``)
+    Column("started_at", UTCDateTime),  # when its last attempt started; an attempt counts from here
     Column("last_error", Text),
     Column("updated_at", UTCDateTime, nullable=False),
     UniqueConstraint("event_id", "handler", name="uq_deliveries_event_handler"),
@@ -186,6 +192,7 @@ verifications = Table(
     Column("next_attempt_at", UTCDateTime, nullable=False),
     Column("lease_until", UTCDateTime),
     Column("lease_owner", String(32)),
+    Column("claimed_by", String(32)),  # the process that holds it (``workers.owner``)
     Column("last_error", Text),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
@@ -201,4 +208,17 @@ provider_memos = Table(
     Column("value", JSONText, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     UniqueConstraint("provider", "key", name="uq_provider_memos_provider_key"),
+)
+
+# Every process that claims background work, while it lives: its heartbeat, renewed every few
+# seconds by the database's clock. A lease whose process's heartbeat stopped is orphaned, and any
+# process may take the work at once (``hookhub.heartbeat``).
+workers = Table(
+    "workers", metadata,
+    Column("owner", String(32), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("node", String(128), nullable=False),  # the host's boot and pid namespace: where ``pid`` means something
+    Column("pid", Integer, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("beat_at", UTCDateTime, nullable=False),
 )

@@ -8,7 +8,8 @@ providers' protocols; the flow that decides what to write lives in ``hookhub.pip
 from __future__ import annotations
 
 import dataclasses
-import uuid
+import secrets
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
@@ -27,7 +28,7 @@ from ..ledger import APPROVAL_KEY, Ledger, Plan, Recorded, Totals, plan
 from ..states import Movement, TransactionState
 from . import schema
 from .engine import LOCK_WAIT, WRITE, make_engine
-from .jobs import Jobs, utcnow
+from .jobs import Jobs, Workers, utcnow
 from .listing import Ledgers, Listing, event_from_row
 
 
@@ -74,7 +75,8 @@ _BOOK_MOVEMENT = update(_movements).where(_movements.c.id == bindparam("p_id"))
 
 
 def new_event_id() -> str:
-    return f"evt_{uuid.uuid4().hex}"
+    """A unique event id that sorts in the order ids were made (a time, then randomness)."""
+    return f"evt_{time.time_ns():016x}{secrets.token_hex(8)}"
 
 
 def _record_from_row(row: Any) -> TransactionRecord:
@@ -174,7 +176,7 @@ class Locked:
                                                 "event_id": event_of.get(r.key), "mismatch": int(r.mismatch)})
         if handlers and events:
             self._conn.execute(_INSERT_DELIVERY, [
-                dict(event_id=e.id, handler=h, status="pending", attempts=0, next_attempt_at=now, updated_at=now)
+                dict(event_id=e.id, handler=h, status="pending", attempts=0, next_attempt_at=schema.DUE_NOW, updated_at=now)
                 for e in events for h in handlers
             ])
         previous = self.current
@@ -237,7 +239,7 @@ class ProviderMemo:
                 value=value, updated_at=now))
 
 
-class Store(Listing, Ledgers, Jobs):
+class Store(Listing, Ledgers, Jobs, Workers):
     def __init__(self, url: str, *, timeout: float = 5.0, pool_size: int = 5):
         self.engine = make_engine(url, timeout=timeout, pool_size=pool_size)
         self.dialect = self.engine.dialect.name

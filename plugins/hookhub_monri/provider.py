@@ -212,8 +212,11 @@ class Monri(Provider):
             return Trigger(order_number, context={"payment_id": payment_id})
         response_code = fields.get("response_code", "")
         status = "approved" if response_code == APPROVED_CODE else "pending" if response_code == "pending" else "declined"
+        # A return is about the payment itself, never a later capture or refund. One that does not
+        # say whether it was paid in one step is booked as authorized; a callback saying "purchase"
+        # later books the capture it implies.
         transaction_type = fields.get("transaction_type") if fields.get("transaction_type") in _DECLINES_THE_PAYMENT \
-            else "purchase"  # a return is about the payment itself, never a later capture or refund
+            else "authorize"
         return Trigger(order_number, state=self._state(fields, status, transaction_type))
 
     def fetch(self, trigger: Trigger) -> TransactionState:

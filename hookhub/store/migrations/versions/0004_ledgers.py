@@ -52,6 +52,27 @@ def upgrade() -> None:
                     unique=True)
 
 
+# Monext session transactions that are an authorization; any other payment type is paid in one step.
+_MONEXT_AUTHORIZATIONS = {"AUTHORIZATION", "REAUTHORIZATION"}
+
+
+def _approval_kind(raw: object, refunded_later: bool) -> str:
+    """Whether an old approval was an authorization or paid in one step, from what its raw answer says."""
+    if isinstance(raw, dict):
+        if raw.get("transaction_type") in ("authorize", "purchase"):  # Monri
+            return "authorization" if raw["transaction_type"] == "authorize" else "payment"
+        transactions = [t for t in raw.get("transactions") or [] if isinstance(t, dict)]  # a Monext session
+        if transactions:
+            kinds = {t.get("type") for t in transactions}
+            return "authorization" if kinds & _MONEXT_AUTHORIZATIONS and not kinds - _MONEXT_AUTHORIZATIONS - {
+                "CAPTURE", "REFUND", "CREDIT", "CANCEL"} else "payment"
+        if isinstance(raw.get("payment"), dict):  # MonCash: always one step
+            return "payment"
+    # Unknown: a refund proves the money was taken; otherwise it counts as authorized only, and a
+    # later word that it was paid in one step books the capture.
+    return "payment" if refunded_later else "authorization"
+
+
 def _ledgers_from_events(conn: sa.Connection) -> None:
     rows = conn.execute(sa.text(
         "SELECT e.id, e.transaction_pk, e.type, e.transaction_id, e.amount, e.currency, e.occurred_at, "
@@ -62,29 +83,36 @@ def _ledgers_from_events(conn: sa.Connection) -> None:
         by_transaction[row.transaction_pk].append(row)
     insert = sa.text(
         "INSERT INTO movements (transaction_pk, movement_key, kind, provider_id, amount, currency, occurred_at, "
-        "status, event_id, mismatch, recorded_at) VALUES (:pk, :key, :kind, :provider_id, :amount, :currency, "
-        ":occurred_at, 'booked', :event_id, :mismatch, :recorded_at)")
+        "status, note, event_id, mismatch, recorded_at) VALUES (:pk, :key, :kind, :provider_id, :amount, :currency, "
+        ":occurred_at, :status, :note, :event_id, :mismatch, :recorded_at)")
     for pk, events in by_transaction.items():
         totals = {"authorized": 0, "captured": 0, "refunded": 0}
+        approval, voided, status = None, False, None
+        refunded_later = any(e.type == "payment.refunded" for e in events)
         for event in events:
-            key, kind = "", None
-            if event.type in ("payment.approved", "payment.mismatch"):
-                raw = json.loads(event.raw) if isinstance(event.raw, str) else event.raw or {}
-                kind = "authorization" if isinstance(raw, dict) and raw.get("transaction_type") == "authorize" \
-                    else "payment"
-                key = "approval"
+            key, kind, booked, note = "", None, True, None
+            if event.type in ("payment.approved", "payment.mismatch") and approval is None:
+                raw = json.loads(event.raw) if isinstance(event.raw, str) else event.raw
+                kind, key, approval = _approval_kind(raw, refunded_later), "approval", event.type
                 totals["authorized"] += event.amount
                 if kind == "payment":
                     totals["captured"] += event.amount
             elif event.type == "payment.refunded":
                 kind, key = "refund", f"refund:{event.transaction_id}"
-                totals["refunded"] += event.amount
-            elif event.type == "payment.canceled":
-                kind, key = "void", f"void:{event.transaction_id}"
-            if kind is not None and event.amount > 0:
+                booked = approval is not None and totals["refunded"] + event.amount <= totals["captured"]
+                if booked:
+                    totals["refunded"] += event.amount
+                else:
+                    note = "refunds would exceed what was captured"
+            elif event.type == "payment.canceled" and approval is not None:
+                kind, key, voided = "void", "void", True
+            elif event.kind == "payment" and approval is None:
+                status = event.type.split(".", 1)[1]  # a status of the payment: pending, declined, canceled...
+            if kind is not None and (event.amount > 0 or key == "approval"):
                 conn.execute(insert, {"pk": pk, "key": key, "kind": kind, "provider_id": event.transaction_id,
                                       "amount": event.amount, "currency": event.currency,
-                                      "occurred_at": event.occurred_at, "event_id": event.id,
+                                      "occurred_at": event.occurred_at, "status": "booked" if booked else "held",
+                                      "note": note, "event_id": event.id if booked else None,
                                       "mismatch": int(event.type == "payment.mismatch"),
                                       "recorded_at": event.received_at})
             if event.kind == "payout":
@@ -95,10 +123,17 @@ def _ledgers_from_events(conn: sa.Connection) -> None:
                          {"key": key, "totals": json.dumps(after, sort_keys=True), "id": event.id})
         conn.execute(sa.text("UPDATE transactions SET authorized = :authorized, captured = :captured, "
                              "refunded = :refunded WHERE id = :pk"), {**totals, "pk": pk})
-        if 0 < totals["refunded"] < totals["captured"]:
-            # Before ledgers any refund made a payment "refunded": a partial one never makes it look so.
-            conn.execute(sa.text("UPDATE transactions SET status = 'approved' WHERE id = :pk AND status = 'refunded'"),
-                         {"pk": pk})
+        if events[0].kind == "payment":
+            # The status as the ledger derives it (hookhub.ledger._status): a partial refund never
+            # makes a payment look refunded.
+            if voided:
+                status = "canceled"
+            elif approval is not None:
+                refunded = totals["captured"] and totals["refunded"] >= totals["captured"]
+                status = "refunded" if refunded else "mismatch" if approval == "payment.mismatch" else "approved"
+            if status:
+                conn.execute(sa.text("UPDATE transactions SET status = :status WHERE id = :pk"),
+                             {"status": status, "pk": pk})
 
 
 def downgrade() -> None:
