@@ -127,8 +127,18 @@ class Deliverer:
         attempted = 0
         try:
             while waiting and len(self._overdue) < MAX_OVERDUE and time.monotonic() < deadline:
+                job = waiting.popleft()
+                try:
+                    started = self.store.delivery_started(job)
+                except BaseException:
+                    waiting.appendleft(job)  # never started: given back with the rest
+                    raise
+                if not started:
+                    log.warning("delivery %s of %s to %s was taken over before it started; not starting it",
+                                job.id, job.event.id, job.handler)
+                    continue
                 attempted += 1
-                result = self.deliver(waiting.popleft(), when_slow=give_back_the_rest, slow_at=deadline)
+                result = self.deliver(job, when_slow=give_back_the_rest, slow_at=deadline)
                 if result is not None:
                     results.append(result)
         finally:
@@ -143,13 +153,8 @@ class Deliverer:
         """Run one attempt; its result, or None when it outlived the timeout (it is then tended).
 
         ``when_slow`` is called if the attempt is still running at ``slow_at`` (a monotonic time).
-        An attempt whose lease was lost before it started (this process was frozen past its
-        heartbeat, say) is not started: another process has the job.
+        The attempt must already be counted as started (``Store.delivery_started``).
         """
-        if not self.store.delivery_started(job):
-            log.warning("delivery %s of %s to %s was taken over before it started; not starting it",
-                        job.id, job.event.id, job.handler)
-            return None
         attempt = self._start(job)
         if not attempt.done.wait(max(0.0, min(slow_at, attempt.started + self.timeout) - time.monotonic())):
             if time.monotonic() < attempt.started + self.timeout:

@@ -137,7 +137,7 @@ class Hub:
 
         self.scheduler = Scheduler(self.run_due_work, settings["HOOKHUB_SCHEDULER_INTERVAL"])
         # Started by the first claim of background work, never by a hub that only starts payments.
-        self.heartbeat = Heartbeat(self.store)
+        self.heartbeat = Heartbeat(self.store, before_stop=self.scheduler.stop)
         # A lease must outlast the longest attempt, or a slow handler's job would be claimed twice.
         self.lease = max(settings["HOOKHUB_LEASE_SECONDS"], settings["HOOKHUB_HANDLER_TIMEOUT"] * 2)
         self.deliverer = Deliverer(self.store, self.handlers, policy("HOOKHUB_DELIVERY_MAX_ATTEMPTS"),

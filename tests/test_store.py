@@ -198,3 +198,24 @@ def test_a_row_held_by_a_stuck_claim_is_skipped_not_waited_for(store, url, impat
         stuck.execute("SELECT id FROM deliveries WHERE id = %s FOR UPDATE", (held_id,))
         job = impatient.claim_delivery(["h1"], lease=60)
     assert job is not None and job.event.id == second.id
+
+
+def test_a_process_whose_heartbeat_went_stale_claims_and_starts_nothing(store):
+    from sqlalchemy import update
+
+    from hookhub.store import schema
+
+    add_event(store, approved())
+    store.register_worker("frozen", host="h", node="n", pid=1)
+    store.register_worker("awake", host="h", node="n", pid=2)
+    job = store.claim_delivery(["h1"], lease=60, claimed_by="frozen")
+    assert job is not None
+    with store._write() as conn:  # "frozen" stops beating for longer than a few beats
+        conn.execute(update(schema.workers).where(schema.workers.c.owner == "frozen").values(
+            beat_at=datetime(2000, 1, 1, tzinfo=timezone.utc)))
+    taken = store.claim_delivery(["h1"], lease=60, claimed_by="awake")  # orphaned: taken at once
+    assert taken is not None and taken.id == job.id
+    assert store.delivery_started(job) is False  # the old claim can no longer start it
+    assert store.claim_delivery(["h1"], lease=60, claimed_by="frozen") is None  # nor claim anything
+    assert store.delivery_started(taken) is True
+    assert [d["attempts"] for d in store.list_deliveries()] == [1]

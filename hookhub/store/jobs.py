@@ -73,7 +73,9 @@ _START_DELIVERY = _SETTLE_DELIVERY.values(attempts=_d.c.attempts + 1)
 _EVENTS = select(schema.events).where(schema.events.c.id.in_(bindparam("p_ids", expanding=True)))
 
 
-ORPHAN_AFTER = 8.0  # seconds without a heartbeat after which a process's leases are orphaned
+# Seconds without a heartbeat after which a process's leases are orphaned: beats come every 2 s,
+# and one may wait on a busy store for HOOKHUB_STORE_TIMEOUT (5 s) without the process being dead.
+ORPHAN_AFTER = 15.0
 
 
 class Jobs:
@@ -92,6 +94,14 @@ class Jobs:
             return datetime.fromisoformat(text_now).replace(tzinfo=timezone.utc)
         moment = conn.execute(text("SELECT clock_timestamp() AT TIME ZONE 'UTC'")).scalar_one()
         return moment.replace(tzinfo=timezone.utc)
+
+    def _still_beating(self, conn: Connection, owner: str, now: datetime) -> bool:
+        """Renew ``owner``'s beat if it is recent: a process claims nothing while others could count it
+        dead (it woke from a freeze, its beats could not be written)."""
+        w = schema.workers.c
+        fresh = now - timedelta(seconds=ORPHAN_AFTER / 2)
+        return conn.execute(update(schema.workers).where(w.owner == owner, w.beat_at >= fresh)
+                            .values(beat_at=now)).rowcount == 1
 
     def _free(self, table: Any, now: datetime) -> Any:
         """Rows of ``table`` nobody holds: no lease, a lease run out, or one whose process is gone."""
@@ -129,9 +139,12 @@ class Jobs:
         return jobs[0] if jobs else None
 
     def delivery_started(self, job: DeliveryJob) -> bool:
-        """Count ``job``'s attempt as started, while its lease still holds; False when it was lost."""
+        """Count ``job``'s attempt as started, while its lease still holds by the database's clock;
+        False when it was lost (its process was frozen past its heartbeat, say)."""
         with self._write() as conn:
-            result = conn.execute(_START_DELIVERY, {"p_id": job.id, "p_owner": job.lease, "started_at": utcnow()})
+            now = self.db_now(conn)
+            result = conn.execute(_START_DELIVERY.where(_d.c.lease_until > now),
+                                  {"p_id": job.id, "p_owner": job.lease, "started_at": now})
         return result.rowcount == 1
 
     def settle_deliveries(self, results: Sequence[DeliveryResult]) -> list[bool]:
@@ -202,6 +215,8 @@ class Jobs:
         owner = uuid.uuid4().hex
         with self._write() as conn:
             now = self.db_now(conn)
+            if claimed_by is not None and not self._still_beating(conn, claimed_by, now):
+                return None  # this process's heartbeat is stale: others may be taking its work
             due = (c.status == "pending", condition, c.next_attempt_at <= now, self._free(table, now))
             rows = conn.execute(
                 select(table).where(*due).order_by(c.next_attempt_at, c.id).limit(limit)
@@ -379,13 +394,19 @@ class Workers:
     def _write(self) -> AbstractContextManager[Connection]:
         raise NotImplementedError
 
-    def beat(self, owner: str, *, host: str, node: str, pid: int) -> None:
-        """Record that ``owner`` lives, by the database's clock."""
+    def register_worker(self, owner: str, *, host: str, node: str, pid: int) -> None:
+        """``owner`` starts beating; rows of processes silent for an hour (other hosts') are cleaned up."""
         w = schema.workers
         with self._write() as conn:
             now = self.db_now(conn)
-            if conn.execute(update(w).where(w.c.owner == owner).values(beat_at=now)).rowcount == 0:
-                conn.execute(w.insert().values(owner=owner, host=host, node=node, pid=pid, started_at=now, beat_at=now))
+            conn.execute(delete(w).where(w.c.beat_at < now - timedelta(hours=1)))
+            conn.execute(w.insert().values(owner=owner, host=host, node=node, pid=pid, started_at=now, beat_at=now))
+
+    def beat(self, owner: str) -> bool:
+        """Record that ``owner`` lives, by the database's clock; False when its row is gone (stopped)."""
+        w = schema.workers
+        with self._write() as conn:
+            return conn.execute(update(w).where(w.c.owner == owner).values(beat_at=self.db_now(conn))).rowcount == 1
 
     def forget_worker(self, owner: str) -> None:
         """A clean stop: ``owner``'s claims are given back (no attempt counted) and its row removed."""
