@@ -29,7 +29,7 @@ def free_port() -> int:
 
 class Gunicorn:
     def __init__(self, tmp_path: Path, moncash, monri, monext, workers: int = 2, options: tuple[str, ...] = (),
-                 env: dict[str, str] | None = None, log_name: str = "gunicorn.log", prefix: tuple[str, ...] = ()):
+                 env: dict[str, str] | None = None, log_name: str = "gunicorn.log"):
         self.events_file = tmp_path / "events.jsonl"
         self.instance = tmp_path / "instance"
         self.url = f"http://127.0.0.1:{free_port()}"
@@ -50,7 +50,7 @@ class Gunicorn:
         self.database_url = env.get("HOOKHUB_DATABASE_URL") or "sqlite:///" + str(self.instance / "hookhub.sqlite3")
         self.log = open(tmp_path / log_name, "wb")
         self.process = subprocess.Popen(
-            [*prefix, sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", self.url[len("http://"):], *options,
+            [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", self.url[len("http://"):], *options,
              "wsgi:app"],
             cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         try:
