@@ -30,9 +30,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, plugins: Iterabl
     """
     settings = config.read(environ, test_config, instance_path=instance_path)
     app = Flask("hookhub", instance_path=settings.instance_path)
-    app.config.update(settings)
-    app.config["SECRET_KEY"] = settings["HOOKHUB_SECRET_KEY"]
-    app.config["MAX_CONTENT_LENGTH"] = settings["HOOKHUB_MAX_BODY_BYTES"]
+    config.apply(app, settings)
     hub = Hub(settings, plugins)
     if prepare_store:
         hub.store_ready()  # creates the schema in an empty database; logs any other problem

@@ -164,14 +164,11 @@ def read(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] 
     return Settings(values, instance_path)
 
 
-def load(app: Any, overrides: Mapping[str, Any] | None, environ: Mapping[str, str], *,
-         generate_key: bool = True) -> Settings:
-    """Fill a Flask app's config from ``read`` and derive what Flask itself needs."""
-    settings = read(environ, overrides, instance_path=app.instance_path, generate_key=generate_key)
+def apply(app: Any, settings: Settings) -> None:
+    """Fill a Flask app's config with ``settings`` and derive what Flask itself needs."""
     app.config.update(settings)
     app.config["SECRET_KEY"] = settings["HOOKHUB_SECRET_KEY"]
     app.config["MAX_CONTENT_LENGTH"] = settings["HOOKHUB_MAX_BODY_BYTES"]
-    return settings
 
 
 def _check_logging(config: dict[str, Any]) -> None:

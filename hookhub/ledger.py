@@ -81,10 +81,6 @@ class Ledger:
     def approval(self) -> Recorded | None:
         return next((r for r in self.movements if r.key == APPROVAL_KEY and r.booked), None)
 
-    @property
-    def voided(self) -> bool:
-        return any(r.booked and r.movement.kind == "void" for r in self.movements)
-
 
 @dataclasses.dataclass(frozen=True)
 class PlannedEvent:

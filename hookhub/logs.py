@@ -40,7 +40,7 @@ TEXT = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def configure(config: dict[str, Any], secret_filter: logging.Filter) -> None:
-    """Apply ``HOOKHUB_LOG_LEVEL`` and ``HOOKHUB_LOG_FORMAT`` (``config.load`` checked both)."""
+    """Apply ``HOOKHUB_LOG_LEVEL`` and ``HOOKHUB_LOG_FORMAT`` (``config.read`` checked both)."""
     level = logging.getLevelName(config["HOOKHUB_LOG_LEVEL"])
     form = config["HOOKHUB_LOG_FORMAT"]
     log.setLevel(level)

@@ -391,10 +391,7 @@ class Pipeline:
         if watch.answer is not None:
             self._conclude(provider, job, watch.answer, source="client")
             return
-        heard = [s for s in self.store.order_statuses(provider.name, watch.kind, watch.order_id, since=job.created_at)
-                 if is_settled(s, watch.kind)]
-        if heard:  # a callback or a return settled it: no need to ask
-            self.store.watch_checked(job, status="settled", answer=f"{heard[0]}, as hookhub already knew")
+        if self._settled_meanwhile(provider, job):  # a callback or a return settled it: no need to ask
             return
         if utcnow() < first_check:  # the provider's own word (a callback, a return) is awaited first
             self.store.watch_scheduled(job, first_check=first_check, deadline=deadline)
@@ -460,11 +457,7 @@ class Pipeline:
                                      error="the provider gave no final answer before the deadline; look at it "
                                            "with the provider before paying again")
             return
-        assert job.created_at is not None
-        heard = [s for s in self.store.order_statuses(provider.name, "payment", watch.order_id, since=job.created_at)
-                 if is_settled(s)]
-        if heard:  # paid a moment ago, under another key than the watch's: not expired after all
-            self.store.watch_checked(job, status="settled", answer=f"{heard[0]}, as hookhub already knew")
+        if self._settled_meanwhile(provider, job):  # paid a moment ago, under another key: not expired after all
             return
         expired = TransactionState(
             status="expired", transaction_id=watch.reference, order_id=watch.order_id, amount=watch.amount,
@@ -473,6 +466,16 @@ class Pipeline:
         self._reconcile(provider, _Fetched(expired), source="poll", call=None, http_status=0,
                         reference=watch.reference)
         self.store.watch_checked(job, status="expired", answer=detail)
+
+    def _settled_meanwhile(self, provider: Provider, job: VerificationJob) -> bool:
+        """Close the watch if what hookhub heard of its order since the watch was put settled it."""
+        watch = job.watch
+        assert watch is not None and job.created_at is not None
+        heard = [s for s in self.store.order_statuses(provider.name, watch.kind, watch.order_id, since=job.created_at)
+                 if is_settled(s, watch.kind)]
+        if heard:
+            self.store.watch_checked(job, status="settled", answer=f"{heard[0]}, as hookhub already knew")
+        return bool(heard)
 
     def _watch_retry(self, job: VerificationJob) -> datetime:
         """When to ask again: with backoff."""

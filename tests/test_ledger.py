@@ -23,6 +23,12 @@ def webhook(client, monri, kind, order, id, amount, *, currency="EUR", status="a
     return client.post("/hooks/monri", data=raw, headers=monri.callback_headers(raw))
 
 
+def buyer_return(client, monri, order, amount):
+    """The buyer back from Monri's page, approved: a signed return that names no transaction type."""
+    query = f"amount={amount}&currency=EUR&order_number={order}&response_code=0000"
+    return client.get(monri.signed_return_url(PUBLIC_URL, query)[len(PUBLIC_URL):])
+
+
 def booked(recorder):
     return [(e.type, e.amount, e.totals) for e in recorder.events]
 
@@ -123,9 +129,7 @@ def test_a_refund_racing_the_approval_books_once(make_app, monri, url):
 
 def test_a_return_that_cannot_tell_then_a_capture(app, client, monri, recorder):
     # Monri's return does not say whether the payment was authorized only or paid in one step.
-    query = "amount=6000&currency=EUR&order_number=order-ret&response_code=0000"
-    signed = monri.signed_return_url(PUBLIC_URL, query)
-    assert client.get(signed[len(PUBLIC_URL):]).status_code == 303
+    assert buyer_return(client, monri, "order-ret", 6000).status_code == 303
     webhook(client, monri, "authorize", "order-ret", 81, 6000)
     webhook(client, monri, "capture", "order-ret", 82, 2500)
     drain(app)
@@ -133,9 +137,7 @@ def test_a_return_that_cannot_tell_then_a_capture(app, client, monri, recorder):
 
 
 def test_a_purchase_heard_of_first_through_its_return_is_captured_once(app, client, monri, recorder):
-    query = "amount=3000&currency=EUR&order_number=order-ret2&response_code=0000"
-    signed = monri.signed_return_url(PUBLIC_URL, query)
-    assert client.get(signed[len(PUBLIC_URL):]).status_code == 303
+    assert buyer_return(client, monri, "order-ret2", 3000).status_code == 303
     webhook(client, monri, "purchase", "order-ret2", 91, 3000)
     webhook(client, monri, "purchase", "order-ret2", 91, 3000)
     webhook(client, monri, "refund", "order-ret2", 92, 1000)

@@ -65,21 +65,28 @@ def dump_rows(dump: Path) -> dict[str, list[dict]]:
 @pytest.fixture
 def legacy(url, store):
     """The database as hookhub 0.1 left it: its tables, its data, and no migration history."""
+    # Elsewhere than SQLite, the same tables (revision 0001 is exactly what 0.1 created) holding the same rows.
+    restore_dump(store, LEGACY_DUMP, migrate.BASELINE, unversioned=True,
+                 tables=("transactions", "events", "deliveries", "verifications", "inbound_calls", "provider_memos"))
+
+
+def restore_dump(store, dump: Path, revision: str, *, tables: tuple[str, ...], unversioned: bool = False) -> None:
+    """The database as a SQLite ``dump`` of revision ``revision`` holds it, on the store's own database."""
     if store.dialect == "sqlite":
         with sqlite3.connect(store.engine.url.database) as conn:
-            conn.executescript(LEGACY_DUMP.read_text())
+            conn.executescript(dump.read_text())
         return
-    # Elsewhere, the same tables (revision 0001 is exactly what 0.1 created) holding the same rows.
-    migrate.upgrade(store, migrate.BASELINE)
-    tables = MetaData()
+    migrate.upgrade(store, revision)
+    reflected = MetaData()
     with store.engine.begin() as conn:
-        conn.execute(text(f"DROP TABLE {migrate.VERSION_TABLE}"))
-        tables.reflect(conn)
-        rows = legacy_rows()
-        for name in ("transactions", "events", "deliveries", "verifications", "inbound_calls", "provider_memos"):
+        if unversioned:
+            conn.execute(text(f"DROP TABLE {migrate.VERSION_TABLE}"))
+        reflected.reflect(conn)
+        rows = dump_rows(dump)
+        for name in tables:
             if rows[name]:
-                conn.execute(tables.tables[name].insert(), rows[name])
-            if "id" in tables.tables[name].c and name != "events":
+                conn.execute(reflected.tables[name].insert(), rows[name])
+            if "id" in reflected.tables[name].c and name != "events" and rows[name]:
                 conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), (SELECT max(id) FROM {name}))"))
 
 
@@ -187,20 +194,8 @@ LEDGER_KEY = "ledger-test-merchant-key"
 @pytest.fixture
 def ledgerless(url, store):
     """The database as hookhub left it at revision 0003, with its data."""
-    if store.dialect == "sqlite":
-        with sqlite3.connect(store.engine.url.database) as conn:
-            conn.executescript(LEDGERLESS_DUMP.read_text())
-        return
-    migrate.upgrade(store, "0003")
-    tables = MetaData()
-    with store.engine.begin() as conn:
-        tables.reflect(conn)
-        rows = dump_rows(LEDGERLESS_DUMP)
-        for name in ("inbound_calls", "transactions", "transaction_locks", "events", "deliveries", "verifications"):
-            if rows[name]:
-                conn.execute(tables.tables[name].insert(), rows[name])
-            if "id" in tables.tables[name].c and name != "events" and rows[name]:
-                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), (SELECT max(id) FROM {name}))"))
+    restore_dump(store, LEDGERLESS_DUMP, "0003", tables=(
+        "inbound_calls", "transactions", "transaction_locks", "events", "deliveries", "verifications"))
 
 
 def signed_webhook(client, kind, order, id, amount):

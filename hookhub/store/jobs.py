@@ -295,8 +295,7 @@ class Jobs:
         """
         v, now = schema.verifications, utcnow()
         values = dict(
-            context={"reference": watch.reference, "key": watch.key, "poll": dict(watch.context),
-                     "answer": watch.answer.to_plain() if watch.answer is not None else None},
+            context=_watch_context(watch),
             order_id=watch.order_id, amount=watch.amount, currency=watch.currency, status="pending", attempts=0,
             next_attempt_at=schema.DUE_NOW, deadline=None, checked_at=None, last_error=None, last_answer=None,
             created_at=now, updated_at=now)
@@ -323,10 +322,8 @@ class Jobs:
         """
         now = utcnow()
         assert job.watch is not None
-        context = {"reference": job.watch.reference, "key": job.watch.key, "poll": dict(job.watch.context),
-                   "answer": None}
         values: dict[str, Any] = dict(status=status, last_answer=answer[:500], last_error=error, checked_at=now,
-                                      context=context)
+                                      context=_watch_context(dataclasses.replace(job.watch, answer=None)))
         if retry_at is not None:
             values["next_attempt_at"] = retry_at
         if deadline is not None:
@@ -363,6 +360,12 @@ class Jobs:
         with self._read() as conn:
             row = conn.execute(query.order_by(v.c.kind)).first()
         return _watch_dict(row) if row else None
+
+
+def _watch_context(watch: Watch) -> dict[str, Any]:
+    """What of a watch is kept in its row's ``context`` (``watch_from_row`` reads it back)."""
+    return {"reference": watch.reference, "key": watch.key, "poll": dict(watch.context),
+            "answer": watch.answer.to_plain() if watch.answer is not None else None}
 
 
 def watch_from_row(row: Any) -> Watch:

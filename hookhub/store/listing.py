@@ -182,23 +182,19 @@ class Ledgers:
                      limit: int = 100) -> list[dict[str, Any]]:
         """Payouts hookhub knows of, newest first: every one watched, with its status once known."""
         v, t = schema.verifications, schema.transactions
-        query = select(v).where(v.c.kind == "payout").order_by(v.c.id.desc()).limit(limit)
+        # One query: each watched payout with its transaction, once the provider said anything of it.
+        known = and_(t.c.provider == v.c.provider, t.c.kind == "payout", t.c.order_id == v.c.reference)
+        query = (select(v.c.provider, v.c.reference, v.c.amount, v.c.currency, v.c.status.label("watch"),
+                        v.c.last_answer, v.c.last_error, v.c.created_at,
+                        func.coalesce(t.c.status, "unknown").label("status"), t.c.transaction_id)
+                 .select_from(v.outerjoin(t, known)).where(v.c.kind == "payout")
+                 .order_by(v.c.id.desc()).limit(limit))
         if provider:
             query = query.where(v.c.provider == provider)
         if reference:
             query = query.where(v.c.reference == reference)
         with self._read() as conn:
-            rows = [r._asdict() for r in conn.execute(query)]
-            for row in rows:
-                state = conn.execute(select(t.c.status, t.c.transaction_id, t.c.last_event_id).where(
-                    t.c.provider == row["provider"], t.c.kind == "payout",
-                    t.c.order_id == row["reference"])).first()
-                row["payout_status"] = state.status if state else "unknown"
-                row["transaction_id"] = state.transaction_id if state else None
-        return [{"provider": r["provider"], "reference": r["reference"], "amount": r["amount"],
-                 "currency": r["currency"], "status": r["payout_status"], "transaction_id": r["transaction_id"],
-                 "watch": r["status"], "last_answer": r["last_answer"], "last_error": r["last_error"],
-                 "created_at": r["created_at"]} for r in rows]
+            return [r._asdict() for r in conn.execute(query)]
 
     def payout_events(self, provider: str, reference: str) -> list[Event]:
         e, t = schema.events, schema.transactions
