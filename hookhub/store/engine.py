@@ -126,11 +126,14 @@ def _postgresql_engine(url: URL, timeout: float, pool_size: int) -> Engine:
             # caller answers 503 and the provider retries, as with SQLite's busy timeout.
             cursor.execute(f"SET lock_timeout = {lock_timeout}")
             # The server's side of a host that vanished: its sessions are probed and ended
-            # within about a minute, and a transaction left open is ended, releasing its locks.
+            # within about a minute. A transaction left open by a process that froze or died
+            # mid-statement is ended sooner, releasing its row locks: hookhub never waits on
+            # anything outside the database inside a transaction, and others skip locked rows, so
+            # those locks would otherwise keep its claimed work from the others past its heartbeat.
             cursor.execute("SET tcp_keepalives_idle = 30")
             cursor.execute("SET tcp_keepalives_interval = 10")
             cursor.execute("SET tcp_keepalives_count = 3")
-            cursor.execute(f"SET idle_in_transaction_session_timeout = {max(60_000, lock_timeout * 12)}")
+            cursor.execute(f"SET idle_in_transaction_session_timeout = {max(15_000, lock_timeout * 3)}")
         dbapi_connection.commit()
 
     return engine
