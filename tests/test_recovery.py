@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from hookhub.delivery import BATCH_SECONDS
 from hookhub.store import schema
 from servers import Gunicorn, wait_for_deliveries
 
@@ -82,8 +83,10 @@ def test_a_server_killed_whole_gives_back_its_claimed_work_at_restart(tmp_path, 
     finally:
         restarted.close()
     assert took < RECOVERY
-    # Claimed but never started: no attempt counted. Started and cut off: counted once (one per worker).
-    assert max(counts) <= 2 and counts.count(2) <= 2, counts
+    # Claimed but never started: no attempt counted. Started and cut off: counted once. A worker
+    # records its batch's results together at the batch's end (within BATCH_SECONDS), so what it had
+    # started in that second, at 1 s a call, is at most 2 attempts a worker whose outcome was lost.
+    assert max(counts) <= 2 and counts.count(2) <= 2 * (BATCH_SECONDS + 1), counts
     assert len(delivered_before) < len(acknowledged)  # the kill did cut deliveries off
 
 
@@ -108,7 +111,8 @@ def test_a_killed_worker_is_replaced_and_its_batch_taken_back(tmp_path, database
         counts = attempts(server)
     finally:
         server.close()
-    assert max(counts) <= 2 and counts.count(2) <= 1, counts
+    # The killed worker's attempts started in its last batch (0.5 s a call) had no recorded outcome.
+    assert max(counts) <= 2 and counts.count(2) <= 2 * BATCH_SECONDS + 1, counts
 
 
 @pytest.fixture
