@@ -90,13 +90,17 @@ def start_payout(provider: str, *, reference: str, amount: int, currency: str, a
                          settings=settings, **destination)
 
 
-def read_result(token: str, app: Any = None, *, secret_key: str | None = None,
-                max_age: int | None = None) -> dict[str, Any]:
-    """Verify a return's ``result`` token and give its fields: event_id, order_id, provider, status.
+def read_result(token: str, app: Any = None, *, secret_key: str | None = None, max_age: int | None = None,
+                expected_order_id: str | None = None, expected_nonce: str | None = None) -> dict[str, Any]:
+    """Verify a return's ``result`` token and give its fields: event_id, order_id, provider, status,
+    amount, currency, transaction_id and nonce (None where the return did not establish one).
 
     Pass ``secret_key`` (hookhub's ``HOOKHUB_SECRET_KEY``) from a merchant app that is not hookhub;
-    otherwise the key and ``HOOKHUB_RESULT_MAX_AGE`` come from ``app`` or ``current_app``.
-    Raises ``InvalidResultToken`` if the token is forged, malformed or expired.
+    otherwise the key and ``HOOKHUB_RESULT_MAX_AGE`` come from ``app`` or ``current_app``. Pass
+    ``expected_order_id``, the order in the buyer's own session, so that a genuine token about
+    another order is refused, and ``expected_nonce`` (``Checkout.nonce``) where the checkout had
+    one. Raises ``InvalidResultToken`` if the token is forged, malformed, expired, or not about
+    what was expected.
     """
     if secret_key is None:
         from flask import current_app
@@ -104,4 +108,9 @@ def read_result(token: str, app: Any = None, *, secret_key: str | None = None,
         app = app or current_app
         secret_key = app.config["SECRET_KEY"]
         max_age = max_age or app.config["HOOKHUB_RESULT_MAX_AGE"]
-    return _read_token(token, secret_key, max_age or 3600)
+    if max_age is None:
+        from .config import DEFAULTS
+
+        max_age = DEFAULTS["HOOKHUB_RESULT_MAX_AGE"]
+    return _read_token(token, secret_key, max_age, expected_order_id=expected_order_id,
+                       expected_nonce=expected_nonce)

@@ -33,7 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "HOOKHUB_MAX_BODY_BYTES": 64 * 1024,
     "HOOKHUB_HTTP_TIMEOUT": 10.0,
     "HOOKHUB_STORE_TIMEOUT": 5.0,
-    "HOOKHUB_RESULT_MAX_AGE": 3600,
+    "HOOKHUB_RESULT_MAX_AGE": 600,  # seconds a return's result token is good for
     "HOOKHUB_DELIVERY_MAX_ATTEMPTS": 10,
     "HOOKHUB_HANDLER_TIMEOUT": 30.0,  # seconds one delivery attempt may take
     "HOOKHUB_LEASE_SECONDS": 300.0,  # how long a claimed job is its process's before it counts as abandoned
@@ -47,6 +47,9 @@ DEFAULTS: dict[str, Any] = {
     "HOOKHUB_METRICS_TOKEN": None,  # None: /metrics is open; else it wants "Authorization: Bearer <token>"
     "HOOKHUB_WATCH_AFTER_SECONDS": 120.0,  # a created payment or payout is asked about after this long
     "HOOKHUB_WATCH_GIVE_UP_SECONDS": 86400.0,  # a watched payment still unpaid this long is expired
+    "HOOKHUB_REFUSED_RETENTION_SECONDS": 604800.0,  # refused calls and given-up re-checks are deleted after
+    "HOOKHUB_RECHECKS_PER_ADDRESS": 20,  # re-checks the returns from one address may have pending at once
+    "HOOKHUB_RECHECKS_MAX": 1000,  # re-checks pending at once, from everyone
 }
 
 _TYPES: dict[str, type] = {
@@ -66,7 +69,13 @@ _TYPES: dict[str, type] = {
     "HOOKHUB_SCHEDULER_INTERVAL": float,
     "HOOKHUB_WATCH_AFTER_SECONDS": float,
     "HOOKHUB_WATCH_GIVE_UP_SECONDS": float,
+    "HOOKHUB_REFUSED_RETENTION_SECONDS": float,
+    "HOOKHUB_RECHECKS_PER_ADDRESS": int,
+    "HOOKHUB_RECHECKS_MAX": int,
 }
+
+# Result tokens are HMAC-signed with the key, and anyone holding one can test guesses offline.
+MIN_SECRET_KEY_LENGTH = 32
 
 _MAY_BE_ZERO = {"HOOKHUB_PROXY_HOPS", "HOOKHUB_WATCH_AFTER_SECONDS"}
 
@@ -153,8 +162,9 @@ def read(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] 
     _check_logging(values)
     if not values["HOOKHUB_DATABASE_URL"]:
         if generate_key:  # a server about to create its store there
-            os.makedirs(instance_path, exist_ok=True)
+            make_private_folder(instance_path)
         values["HOOKHUB_DATABASE_URL"] = "sqlite:///" + os.path.join(instance_path, "hookhub.sqlite3")
+    _check_secret_key(values)
     if not values["HOOKHUB_SECRET_KEY"]:
         values["HOOKHUB_SECRET_KEY"] = (_instance_secret_key(instance_path) if generate_key
                                         else _existing_instance_key(instance_path))
@@ -171,6 +181,18 @@ def apply(app: Any, settings: Settings) -> None:
     app.config["MAX_CONTENT_LENGTH"] = settings["HOOKHUB_MAX_BODY_BYTES"]
 
 
+def _check_secret_key(config: dict[str, Any]) -> None:
+    """A set key must be long enough that its result tokens cannot be forged by guessing it offline;
+    one of only whitespace is unset, like an empty one."""
+    key = config["HOOKHUB_SECRET_KEY"]
+    if isinstance(key, str) and not key.strip():
+        config["HOOKHUB_SECRET_KEY"] = None
+        return
+    if key and len(key if isinstance(key, (str, bytes)) else str(key)) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigError(f"HOOKHUB_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters long; make one "
+                          f"with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'")
+
+
 def _check_logging(config: dict[str, Any]) -> None:
     form = str(config["HOOKHUB_LOG_FORMAT"]).strip().lower()
     if form not in ("text", "json"):
@@ -180,6 +202,12 @@ def _check_logging(config: dict[str, Any]) -> None:
         raise ConfigError(f"HOOKHUB_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, "
                           f"not {config['HOOKHUB_LOG_LEVEL']!r}")
     config["HOOKHUB_LOG_FORMAT"], config["HOOKHUB_LOG_LEVEL"] = form, level
+
+
+def make_private_folder(path: str) -> None:
+    """Make the folder ``path`` only its owner can enter, when it is missing: it holds the store (buyers'
+    data) and the secret key. A folder that exists keeps the mode its owner gave it."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
 
 
 def _existing_instance_key(instance_path: str) -> str | None:
@@ -195,7 +223,7 @@ def _instance_secret_key(instance_path: str) -> str:
 
     Several hosts must share ``HOOKHUB_SECRET_KEY`` instead: each would generate its own here.
     """
-    os.makedirs(instance_path, exist_ok=True)
+    make_private_folder(instance_path)
     path = os.path.join(instance_path, "secret_key")
     try:
         # O_EXCL: when several workers start at once, exactly one writes the key.

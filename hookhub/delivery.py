@@ -19,7 +19,7 @@ import queue
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 
 from . import metrics, redact
 from .plugins import Handler
@@ -80,14 +80,14 @@ class _Runner:
 
 class Deliverer:
     def __init__(self, store: Store, handlers: Mapping[str, Handler], policy: RetryPolicy,
-                 secrets: Sequence[str] = (), lease: float = 300.0, timeout: float = 30.0,
+                 redactor: redact.Redactor = redact.NOTHING, lease: float = 300.0, timeout: float = 30.0,
                  claimant: Callable[[], str | None] = lambda: None):
         """``claimant`` gives the id claims are recorded under (this process's heartbeat), beating first."""
         self.store = store
         self.claimant = claimant
         self.handlers = dict(handlers)
         self.policy = policy
-        self.secrets = list(secrets)
+        self.redactor = redactor
         self.lease = lease
         self.timeout = timeout
         self._overdue: dict[int, _Attempt] = {}  # delivery id -> attempt still running past its timeout
@@ -208,7 +208,7 @@ class Deliverer:
                     raise HandlerExit(f"handler raised {type(exc).__name__}") from exc
             except Exception:
                 # The traceback is the operator's best clue; keep it, minus any configured secret.
-                attempt.error = redact.scrub(traceback.format_exc(), self.secrets)
+                attempt.error = self.redactor.text(traceback.format_exc())
             finally:
                 metrics.handler_attempt(job.handler, time.perf_counter() - started)
                 attempt.done.set()

@@ -7,13 +7,15 @@ built: the server starts its scheduler, nothing else does.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import make_url
@@ -23,14 +25,15 @@ from .delivery import BATCH, Deliverer
 from .errors import ConfigError, SchemaError, StoreUnavailable
 from .heartbeat import Heartbeat
 from .outbound import Watch
-from .pipeline import Pipeline
+from .pipeline import Pipeline, RecheckLimits
 from .registry import Registry
 from .retry import RetryPolicy
 from .scheduler import Scheduler
-from .store import Store, migrate
+from .store import Store, migrate, utcnow
 
 log = logging.getLogger("hookhub")
 
+HOUSEKEEPING_SECONDS = 300.0  # how often a process deletes what outlived its retention
 STORE_RECHECK_SECONDS = 1.0  # how often a store at the wrong schema is looked at again
 STORE_PROBLEM_LOG_SECONDS = 60.0  # how often the same problem with it is logged again
 ROUND_LIMIT = 100  # jobs per round of background work, so a backlog never starves the loop's checks
@@ -60,41 +63,59 @@ os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
                     after_in_child=_after_fork_in_child)
 
 
+@dataclasses.dataclass
+class Creation:
+    """What became of the watch a provider put while a shop's ``start_payment``/``start_payout`` ran."""
+
+    provider: str
+    kind: str
+    order_id: str
+    nonce: str | None = None  # the checkout's return nonce, kept with its watch
+    watched: bool = False  # whether the watch reached the store
+
+
 class StoreWatchBook:
     """Puts what providers create on record in the hub's store, for the servers to watch.
 
     Never raises: the provider has already acted when a watch is put, and an exception here would
-    make a shop retry a payout that was made. Whether the last watch put for an order reached the
-    store is remembered, so that ``start_payment``/``start_payout`` answer ``watched``.
+    make a shop retry a payout that was made. While a shop's call runs (``creating``), the watch the
+    provider puts for its order, on the same thread, carries the checkout's nonce and says whether
+    it reached the store.
     """
 
     def __init__(self, hub: Hub):
         self.hub = hub
-        self._recorded: dict[tuple[str, str, str], bool] = {}
-        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def creating(self, provider: str, kind: str, order_id: str, nonce: str | None = None) -> Iterator[Creation]:
+        creation = Creation(provider, kind, order_id, nonce)
+        self._local.creation = creation
+        try:
+            yield creation
+        finally:
+            self._local.creation = None
 
     def put(self, provider: str, watch: Watch) -> None:
-        key = (provider, watch.kind, watch.order_id)
+        creation = getattr(self._local, "creation", None)
+        if creation is not None and (creation.provider, creation.kind, creation.order_id) != (
+                provider, watch.kind, watch.order_id):
+            creation = None  # something else the provider created meanwhile
         try:
             if watch.answer is not None:  # its raw answer is stored: no secret in it
                 watch = dataclasses.replace(watch, answer=dataclasses.replace(
-                    watch.answer, raw=redact.scrub_mapping(watch.answer.raw, self.hub.secrets)))
+                    watch.answer, raw=self.hub.redactor.mapping(watch.answer.raw)))
             self.hub.prepare_store()
-            self.hub.store.put_watch(provider, watch)
+            self.hub.store.put_watch(provider, watch, nonce=creation.nonce if creation else None)
         except Exception as exc:  # anything at all: the provider has acted, the caller must not retry
             log.error("%s: %s %s could not be put on record, so nothing will ask the provider about it: %s",
                       provider, watch.kind, watch.order_id, exc)
-            with self._lock:
-                self._recorded[key] = False
+            if creation is not None:
+                creation.watched = False
             return
-        with self._lock:
-            self._recorded[key] = True
+        if creation is not None:
+            creation.watched = True
         self.hub.scheduler.wake()
-
-    def recorded(self, provider: str, kind: str, order_id: str) -> bool:
-        """Whether a watch for this order was put on record since the last time this was asked."""
-        with self._lock:
-            return self._recorded.pop((provider, kind, order_id), False)
 
 
 class Hub:
@@ -126,7 +147,9 @@ class Hub:
                                                               settings.get("HOOKHUB_METRICS_TOKEN")) if v]
         if self.store.engine.url.password:  # a driver's error may quote its connection string
             self.secrets.append(str(self.store.engine.url.password))
-        self.secret_filter = redact.SecretFilter(self.secrets)
+        self.redactor = redact.Redactor(self.secrets)
+        self.store.redactor = self.redactor  # every text the store keeps goes through it
+        self.secret_filter = redact.SecretFilter(self.redactor)
         log.addFilter(self.secret_filter)
         if handlers:
             logs.configure(settings, self.secret_filter)
@@ -141,13 +164,17 @@ class Hub:
         # A lease must outlast the longest attempt, or a slow handler's job would be claimed twice.
         self.lease = max(settings["HOOKHUB_LEASE_SECONDS"], settings["HOOKHUB_HANDLER_TIMEOUT"] * 2)
         self.deliverer = Deliverer(self.store, self.handlers, policy("HOOKHUB_DELIVERY_MAX_ATTEMPTS"),
-                                   self.secrets, lease=self.lease, timeout=settings["HOOKHUB_HANDLER_TIMEOUT"],
+                                   self.redactor, lease=self.lease, timeout=settings["HOOKHUB_HANDLER_TIMEOUT"],
                                    claimant=self.heartbeat.ensure_started)
         self.pipeline = Pipeline(self.store, self.registry, self.hooks, list(self.handlers),
-                                 policy("HOOKHUB_VERIFY_MAX_ATTEMPTS"), self.secrets,
+                                 policy("HOOKHUB_VERIFY_MAX_ATTEMPTS"), self.redactor,
                                  on_new_work=self.scheduler.wake,
                                  watch_after=settings["HOOKHUB_WATCH_AFTER_SECONDS"],
-                                 watch_give_up=settings["HOOKHUB_WATCH_GIVE_UP_SECONDS"])
+                                 watch_give_up=settings["HOOKHUB_WATCH_GIVE_UP_SECONDS"],
+                                 recheck_limits=RecheckLimits(settings["HOOKHUB_RECHECKS_PER_ADDRESS"],
+                                                              settings["HOOKHUB_RECHECKS_MAX"]))
+        self._next_housekeeping = 0.0
+        self._pruned_until: datetime | None = None
         _live_hubs.add(self)
 
     @staticmethod
@@ -220,7 +247,26 @@ class Hub:
             if not attempted:
                 break
             done += attempted
+        self._housekeeping()
         return done
+
+    def _housekeeping(self) -> None:
+        """Now and then, delete refused calls and given-up re-checks older than their retention, so
+        that a flood of bad calls costs disk for a while, not for good."""
+        if time.monotonic() < self._next_housekeeping:
+            return
+        self._next_housekeeping = time.monotonic() + HOUSEKEEPING_SECONDS
+        cutoff = utcnow() - timedelta(seconds=self.settings["HOOKHUB_REFUSED_RETENTION_SECONDS"])
+        try:
+            # Only what came in since the last cutoff is looked at: older refused calls are gone.
+            calls = self.store.prune_calls(before=cutoff, refused_only=True, since=self._pruned_until)
+            rechecks = self.store.prune_gave_up(before=cutoff)
+        except StoreUnavailable as exc:
+            log.warning("could not delete refused calls past their retention now: %s", exc)
+            return
+        self._pruned_until = cutoff
+        if calls or rechecks:
+            log.info("deleted %d refused call(s) and %d given-up re-check(s) past their retention", calls, rechecks)
 
     def close(self) -> None:
         _live_hubs.discard(self)
@@ -263,7 +309,7 @@ def _ensure_sqlite_folder(url: str) -> None:
     server ever ran still records them."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
-        os.makedirs(os.path.dirname(os.path.abspath(parsed.database)), exist_ok=True)
+        config.make_private_folder(os.path.dirname(os.path.abspath(parsed.database)))
 
 
 def close_standalone() -> None:

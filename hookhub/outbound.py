@@ -20,6 +20,8 @@ WatchKind = Literal["payment", "payout"]
 PayoutStatus = Literal["pending", "succeeded", "failed"]
 
 MAX_ORDER_ID_LENGTH = 128
+# The query parameter of a checkout's return URL holding its one-time nonce (see ``Checkout.nonce``).
+NONCE_PARAM = "hookhub_nonce"
 MAX_AMOUNT = 10**15  # minor units: far above any provider's limit, far below an int64
 _CURRENCY = re.compile(r"[A-Z]{3}")
 
@@ -55,7 +57,9 @@ class PaymentRequest:
     """A payment a shop asks a provider to start; validated before the provider sees it.
 
     ``return_url`` and ``notify_url`` are hookhub's own ``/return/<provider>`` and
-    ``/hooks/<provider>`` under ``HOOKHUB_PUBLIC_URL`` (None when it is not set); ``fields`` are the
+    ``/hooks/<provider>`` under ``HOOKHUB_PUBLIC_URL`` (None when it is not set); for a provider
+    that takes a return URL per payment (``Provider.return_url_per_payment``) the return URL carries
+    this checkout's one-time nonce: give it to the provider exactly as it is. ``fields`` are the
     provider's own extra fields, passed through as the shop gave them.
     """
 
@@ -80,7 +84,13 @@ class PayoutRequest:
 @dataclasses.dataclass(frozen=True)
 class Checkout:
     """A started payment: where to send the buyer (``redirect_url``) or what the provider's
-    embedded form needs (``client_secret``), with the provider's id of it (``reference``)."""
+    embedded form needs (``client_secret``), with the provider's id of it (``reference``).
+
+    ``nonce`` is set when the buyer's return comes back through a URL made for this checkout alone:
+    keep it in the buyer's session beside the order id and pass it to
+    ``read_result(..., expected_nonce=...)``. The first return through that URL echoes it in its
+    ``result`` token; a replayed return, or any other, does not.
+    """
 
     provider: str
     order_id: str
@@ -92,6 +102,7 @@ class Checkout:
     expires_at: datetime | None = None
     raw: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     watched: bool = True  # False when the store could not be reached to put it on record (logged)
+    nonce: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

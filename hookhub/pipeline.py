@@ -25,6 +25,7 @@ from .providers import Provider
 from .registry import Registry
 from .retry import RetryPolicy
 from .ledger import approval_of
+from .outbound import NONCE_PARAM
 from .states import TransactionState, is_settled
 from .store import Store, VerificationJob, new_event_id, utcnow
 
@@ -33,10 +34,31 @@ log = logging.getLogger("hookhub")
 MAX_REFERENCE_LENGTH = 128
 # Printable ASCII without spaces, quotes, angle brackets or backslashes: every provider's ids fit.
 _REFERENCE = re.compile(r"[A-Za-z0-9._:@+/=~-]+")
-# Background re-checks of a reference the provider does not know or refuses. Few, because anyone can
-# make up a reference, and each re-check is a call to the provider's API.
+# Background re-checks of a reference of hookhub's own that the provider does not know or refuses
+# (others get none). Few: each re-check is a call to the provider's API.
 UNCONFIRMED_RECHECKS = 3
 FAILURE_RECORD_WAIT = 0.2  # seconds the record of a call refused for a store failure may wait for a lock
+
+
+@dataclasses.dataclass(frozen=True)
+class RecheckLimits:
+    """How many background re-checks may be pending at once: for returns from one address, and
+    from everyone. Each is a call to the provider's API that anyone's call can ask for."""
+
+    per_address: int | None = None
+    overall: int | None = None
+
+
+_NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+def _return_nonce(call: InboundCall) -> str | None:
+    """The checkout nonce a return carries (``hookhub_nonce``), when it carries exactly one sane one."""
+    try:
+        values = call.query.get(NONCE_PARAM, [])
+    except InvalidRequest:
+        return None
+    return values[0] if len(values) == 1 and _NONCE.fullmatch(values[0]) else None
 
 
 class Problem(enum.Enum):
@@ -71,6 +93,13 @@ class Handled:
     reply: Reply | None = None  # callbacks: what the provider expects back
     message: str | None = None  # set when the call is refused: the public reason
     reference: str | None = None  # the provider's reference the call named, once known
+    nonce: str | None = None  # returns: the checkout nonce this return was the first to bring back
+    order_id: str | None = None  # a return without an event: the order its checkout nonce names
+
+    @property
+    def order(self) -> str | None:
+        """The order the call is about, as far as hookhub can vouch for it."""
+        return self.event.order_id if self.event is not None else self.order_id
 
     @property
     def refused(self) -> bool:
@@ -115,9 +144,9 @@ def check_reference(reference: object) -> str:
 
 class Pipeline:
     def __init__(self, store: Store, registry: Registry, hooks: Hooks, handler_names: Sequence[str],
-                 verify_policy: RetryPolicy, secrets: Sequence[str] = (),
+                 verify_policy: RetryPolicy, redactor: redact.Redactor = redact.NOTHING,
                  on_new_work: Callable[[], None] = lambda: None, watch_after: float = 120.0,
-                 watch_give_up: float = 86400.0):
+                 watch_give_up: float = 86400.0, recheck_limits: RecheckLimits = RecheckLimits()):
         self.store = store
         self.registry = registry
         self.hooks = hooks
@@ -128,7 +157,8 @@ class Pipeline:
         self.watch_policy = RetryPolicy(verify_policy.base, verify_policy.cap, max_attempts=2**31)
         self.watch_after = watch_after
         self.watch_give_up = watch_give_up
-        self.secrets = list(secrets)
+        self.redactor = redactor
+        self.recheck_limits = recheck_limits
         self.on_new_work = on_new_work
 
     # -- inbound ---------------------------------------------------------------------------------
@@ -166,7 +196,8 @@ class Pipeline:
         call = recording.call
         provider = self.registry.get(call.provider)
         if provider is None:
-            return self._refuse(call, 404, "unknown_provider", "no provider by that name is configured here")
+            return self._refuse(call, 404, "unknown_provider", "no provider by that name is configured here",
+                                known_provider=False)
         allowed = provider.callback_methods if call.route == "callback" else provider.return_methods
         if call.method not in allowed:
             return self._refuse(call, 405, "method_not_allowed",
@@ -193,13 +224,24 @@ class Pipeline:
                 # A provider retries a callback it did not get a 2xx for: that is the retry.
                 return self._refuse(call, fetched.problem.status, fetched.problem.code, fetched.problem.message,
                                     reference=trigger.reference, detail=fetched.detail)
-            # The buyer must not wait on the provider: the pending page, and checks in the background.
+            # The buyer must not wait on the provider: the pending page, and checks in the background,
+            # but not of what the provider said it does not know, unless hookhub started it: anyone
+            # can make up a reference, and each check is a call to the provider's API.
             call = recording.store_now()
-            self._defer(provider, trigger, call)
-            outcome = f"deferred_{fetched.problem.code}"
+            if fetched.problem is not Problem.UNAVAILABLE and not self.store.started_here(
+                    provider.name, trigger.reference):
+                outcome = fetched.problem.code
+            elif self._defer(provider, trigger, call):
+                outcome = f"deferred_{fetched.problem.code}"
+            else:
+                outcome = f"unchecked_{fetched.problem.code}"
             self.store.finish_call(call, outcome=outcome, status_code=303, error=fetched.detail,
-                                   reference=trigger.reference)
-            return Handled(303, outcome, provider.name, status="pending", reference=trigger.reference)
+                                   reference=trigger.reference, refused=not outcome.startswith("deferred_"))
+            # The buyer of a checkout of hookhub's own is told its order is pending: not its payment.
+            nonce = _return_nonce(call)
+            order_id = self.store.use_return_nonce(provider.name, nonce) if nonce else None
+            return Handled(303, outcome, provider.name, status="pending", reference=trigger.reference,
+                           nonce=nonce if order_id else None, order_id=order_id)
 
         reply = provider.acknowledge(call) if call.route == "callback" else None
         source = "replay" if call.replay_of is not None else call.route
@@ -209,7 +251,10 @@ class Pipeline:
         recording.call, recording.settled = call, True
         if handled.status == "pending":  # not final yet: keep asking until it is
             self._defer(provider, trigger, call)
-        return dataclasses.replace(handled, reply=reply)
+        nonce = _return_nonce(call) if call.route == "return" and handled.event is not None else None
+        if nonce is not None and not self.store.use_return_nonce(provider.name, nonce, handled.event.order_id):
+            nonce = None  # another order's, or echoed before: a replayed return
+        return dataclasses.replace(handled, reply=reply, nonce=nonce)
 
     def rerun(self, stored: Mapping[str, Any], *, public_url: str | None) -> Handled:
         """Run a recorded inbound call through verification again, as a new call of source ``replay``.
@@ -230,9 +275,9 @@ class Pipeline:
         return self._refuse(call, error.status, error.code, error.message)
 
     def _refuse(self, call: InboundCall, status: int, code: str, message: str, *,
-                reference: str | None = None, detail: str | None = None) -> Handled:
+                reference: str | None = None, detail: str | None = None, known_provider: bool = True) -> Handled:
         self.store.finish_call(call, outcome=code, status_code=status, error=detail or message,
-                               reference=reference)
+                               reference=reference, known_provider=known_provider)
         return Handled(status, code, call.provider, message=message, reference=reference)
 
     def _ignore(self, provider: Provider, call: InboundCall) -> Handled:
@@ -241,10 +286,21 @@ class Pipeline:
         self.store.finish_call(call, outcome="ignored", status_code=reply.status)
         return Handled(reply.status, "ignored", provider.name, reply=reply)
 
-    def _defer(self, provider: Provider, trigger: Trigger, call: InboundCall) -> None:
-        self.store.defer_verification(provider.name, trigger, inbound_call_id=call.id,
-                                      due=self.verify_policy.next_at(1) or utcnow())
-        self.on_new_work()
+    def _defer(self, provider: Provider, trigger: Trigger, call: InboundCall) -> bool:
+        """Have ``trigger`` checked again in the background; False when the limits say no."""
+        # Returns come from anyone's browser: their re-checks are limited. Callbacks come from the
+        # provider, which calls again when the state changes.
+        limits = self.recheck_limits if call.route == "return" else RecheckLimits()
+        deferred = self.store.defer_verification(
+            provider.name, trigger, inbound_call_id=call.id, due=self.verify_policy.next_at(1) or utcnow(),
+            caller=call.peer, per_caller=limits.per_address, overall=limits.overall)
+        if deferred:
+            self.on_new_work()
+        else:
+            metrics.verification_failed(provider.name, "recheck_limit")
+            log.warning("%s: %s will not be checked again in the background: too many re-checks are pending "
+                        "(from %s, or overall)", provider.name, trigger.reference, call.peer or "-")
+        return deferred
 
     # -- fetch and reconcile -----------------------------------------------------------------------
 
@@ -282,7 +338,7 @@ class Pipeline:
         The shop's ``hookhub_expected_payment`` is asked once per payment: about the approval
         (authorized, or paid in one step), while none is booked.
         """
-        state = dataclasses.replace(state, raw=redact.scrub_mapping(state.raw, self.secrets))
+        state = dataclasses.replace(state, raw=self.redactor.mapping(state.raw))
         approval = approval_of(state)
         if approval is None or not self.hooks.expects_payments:
             return _Fetched(state)
@@ -345,7 +401,9 @@ class Pipeline:
             if fetched.state is None:
                 assert fetched.problem is not None
                 metrics.verification_failed(job.provider, fetched.problem.code)
-                limit = UNCONFIRMED_RECHECKS if fetched.problem is not Problem.UNAVAILABLE else None
+                limit = None
+                if fetched.problem is not Problem.UNAVAILABLE:  # only what hookhub started is asked again
+                    limit = UNCONFIRMED_RECHECKS if self.store.started_here(job.provider, job.trigger.reference) else 0
                 self._retry_verification(job, fetched.detail, limit=limit)
                 return
             handled, _ = self._reconcile(provider, fetched, source="poll", call=None, http_status=0,
@@ -462,7 +520,8 @@ class Pipeline:
         expired = TransactionState(
             status="expired", transaction_id=watch.reference, order_id=watch.order_id, amount=watch.amount,
             currency=watch.currency, key=watch.key or watch.order_id,
-            raw={"reason": "not paid before HOOKHUB_WATCH_GIVE_UP_SECONDS ran out", "last_answer": detail})
+            raw=self.redactor.mapping({"reason": "not paid before HOOKHUB_WATCH_GIVE_UP_SECONDS ran out",
+                                       "last_answer": detail}))
         self._reconcile(provider, _Fetched(expired), source="poll", call=None, http_status=0,
                         reference=watch.reference)
         self.store.watch_checked(job, status="expired", answer=detail)

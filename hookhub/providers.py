@@ -28,6 +28,7 @@ from typing import Any, ClassVar, Protocol
 from .calls import InboundCall, Reply, Trigger
 from .errors import ConfigError
 from .outbound import Checkout, PaymentRequest, Payout, PayoutRequest, Watch
+from .redact import basic_credentials
 from .states import TransactionState
 
 
@@ -37,12 +38,17 @@ class Setting:
 
     ``name`` is lower snake case (``client_id`` -> ``HOOKHUB_MONCASH_CLIENT_ID``). A setting with a
     ``default`` is optional. ``secret`` values are kept out of logs, stored calls and error pages.
+    ``url`` marks where the provider's API (or its payment page) is: hookhub refuses to start unless
+    it is ``https://``, or ``http://`` to this host's loopback (sandboxes and tests).
+
+    A value of only whitespace counts as unset; one with whitespace around it is refused.
     """
 
     name: str
     secret: bool = False
     default: str | None = None
     help: str = ""
+    url: bool = False
 
     @property
     def required(self) -> bool:
@@ -109,6 +115,10 @@ class Provider(abc.ABC):
     ``needs_public_url``
         True when verifying a call needs ``HOOKHUB_PUBLIC_URL`` (a signature over the URL the
         caller used); hookhub then refuses to start without it.
+    ``return_url_per_payment``
+        True when ``start_payment`` hands the provider ``PaymentRequest.return_url`` for that
+        payment alone (rather than a return URL fixed in the provider's back office): hookhub then
+        puts a one-time nonce in it, which the buyer's ``result`` token echoes.
     """
 
     name: ClassVar[str]
@@ -116,6 +126,7 @@ class Provider(abc.ABC):
     callback_methods: ClassVar[frozenset[str]] = frozenset({"POST"})
     return_methods: ClassVar[frozenset[str]] = frozenset({"GET"})
     needs_public_url: ClassVar[bool] = False
+    return_url_per_payment: ClassVar[bool] = False
 
     def __init__(self, config: Mapping[str, str], *, timeout: float = 10.0, memo: Memo | None = None,
                  watches: WatchBook | None = None):
@@ -135,8 +146,15 @@ class Provider(abc.ABC):
         return self.create_client()
 
     def secrets(self) -> list[str]:
-        """Configured values that must never be shown anywhere (the secret settings)."""
-        return [self.config[s.name] for s in self.settings if s.secret and self.config.get(s.name)]
+        """Values that must never be shown anywhere: the secret settings, and each of them as the
+        password of an HTTP Basic credential whose user is another setting's value (how most APIs
+        are called with an id and a key). hookhub also hides every one of them base64- and
+        percent-encoded. Override to add credentials of other shapes, calling ``super()``.
+        """
+        secret = [s.name for s in self.settings if s.secret and self.config.get(s.name)]
+        values = [self.config[name] for name in secret]
+        users = [v for name, v in self.config.items() if name not in secret and isinstance(v, str) and v]
+        return values + [basic_credentials(user, value) for value in values for user in users]
 
     @abc.abstractmethod
     def create_client(self) -> Any:

@@ -6,9 +6,11 @@ import dataclasses
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
-from .providers import Memo, Provider, WatchBook
+from .loopback import is_loopback
+from .providers import Memo, Provider, Setting, WatchBook
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
@@ -42,9 +44,42 @@ def provider_status(cls: type[Provider], config: Mapping[str, Any]) -> ProviderS
     name = getattr(cls, "name", None)
     if not isinstance(name, str) or not _NAME.match(name):
         raise ConfigError(f"{cls.__qualname__}.name must be lower-case letters, digits and _, not {name!r}")
-    given = tuple(s.name for s in cls.settings if config.get(s.variable(name)) not in (None, ""))
+    given = tuple(s.name for s in cls.settings if _is_set(config.get(s.variable(name))))
     missing = tuple(s.variable(name) for s in cls.settings if s.required and s.name not in given)
     return ProviderStatus(name, cls, missing, given)
+
+
+def _is_set(value: Any) -> bool:
+    # Only whitespace is unset too: an editor's or a template's blank must not turn a provider on.
+    return value is not None and not (isinstance(value, str) and not value.strip())
+
+
+def setting_value(setting: Setting, provider: str, config: Mapping[str, Any]) -> Any:
+    """The value of one provider setting, its default when unset; ``ConfigError`` for one that cannot be right."""
+    variable = setting.variable(provider)
+    value = config.get(variable)
+    if not _is_set(value):
+        value = setting.default
+    elif isinstance(value, str) and value != value.strip():
+        # A key pasted with a space or line break around it fails every call, or signs wrongly.
+        raise ConfigError(f"{variable} has whitespace before or after its value: remove it")
+    if setting.url and value is not None:
+        _check_url(variable, str(value))
+    return value
+
+
+def _check_url(variable: str, value: str) -> None:
+    """An API's address must be https: over plain http, anyone on the way reads the credentials and
+    can forge the provider's answers. Plain http to loopback stays, for sandboxes and tests."""
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        raise ConfigError(f"{variable} is not a URL") from None
+    if (parts.scheme == "https" and host) or (parts.scheme == "http" and is_loopback(host)):
+        return
+    raise ConfigError(f"{variable} must be an https:// URL (http:// only to loopback: 127.0.0.0/8, ::1, "
+                      f"localhost), not {parts.scheme or '(no scheme)'}://{host or ''}")
 
 
 class Registry:
@@ -70,7 +105,7 @@ class Registry:
         if status.enabled:
             if cls.needs_public_url and not config.get("HOOKHUB_PUBLIC_URL"):
                 raise ConfigError(f"provider {name!r} verifies signed URLs: set HOOKHUB_PUBLIC_URL")
-            values = {s.name: config.get(s.variable(name)) or s.default for s in cls.settings}
+            values = {s.name: setting_value(s, name, config) for s in cls.settings}
             self.enabled[name] = cls(values, timeout=float(config.get("HOOKHUB_HTTP_TIMEOUT", 10.0)),
                                      memo=memo_for(name) if memo_for else None, watches=watches)
 

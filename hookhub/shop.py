@@ -8,12 +8,14 @@ from the same ``HOOKHUB_*`` settings, which imports no handler and starts no thr
 from __future__ import annotations
 
 import dataclasses
+import secrets
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 from .errors import HookhubError, ValidationError
 from .hub import Hub, standalone
-from .outbound import (Checkout, PaymentRequest, Payout, PayoutRequest, check_amount, check_currency,
+from .outbound import (NONCE_PARAM, Checkout, PaymentRequest, Payout, PayoutRequest, check_amount, check_currency,
                        check_order_id)
 
 
@@ -49,13 +51,24 @@ def start_payment(provider: str, *, order_id: str, amount: int, currency: str, a
         currency=check_currency("currency", currency), fields=provider_fields)
     hub = hub_for(app, settings)
     chosen = hub.registry.require(provider)
-    request = dataclasses.replace(request, return_url=_public_route(hub, "return", provider),
-                                  notify_url=_public_route(hub, "hooks", provider))
-    checkout = chosen.start_payment(request)
+    return_url, nonce = _public_route(hub, "return", provider), None
+    if return_url and chosen.return_url_per_payment and not _names_a_return_url(provider_fields):
+        # The buyer comes back through a URL made for this checkout alone; the nonce in it is
+        # kept with the payment's watch and echoed by the first return's result token only.
+        nonce = secrets.token_urlsafe(18)
+        return_url = f"{return_url}?{urlencode({NONCE_PARAM: nonce})}"
+    request = dataclasses.replace(request, return_url=return_url, notify_url=_public_route(hub, "hooks", provider))
+    with hub.watches.creating(provider, "payment", request.order_id, nonce) as creation:
+        checkout = chosen.start_payment(request)
     if not isinstance(checkout, Checkout):
         raise HookhubError(f"provider {provider!r} answered start_payment with {type(checkout).__name__}, "
                            "not a Checkout")
-    return dataclasses.replace(checkout, watched=hub.watches.recorded(provider, "payment", request.order_id))
+    return dataclasses.replace(checkout, watched=creation.watched, nonce=nonce if creation.watched else None)
+
+
+def _names_a_return_url(fields: Mapping[str, Any]) -> bool:
+    """Whether the shop gave the provider a return URL of its own (``return_url``, ``returnURL``)."""
+    return any(name.replace("_", "").lower() == "returnurl" for name in fields)
 
 
 def start_payout(provider: str, *, reference: str, amount: int, currency: str, app: Any = None,
@@ -71,7 +84,8 @@ def start_payout(provider: str, *, reference: str, amount: int, currency: str, a
     if used is not None:
         raise ValidationError("reference", f"is already used by a payout of {used['amount']} {used['currency']} "
                                            f"({used['status']}): give each payout a new reference")
-    payout = chosen.start_payout(request)
+    with hub.watches.creating(provider, "payout", request.reference) as creation:
+        payout = chosen.start_payout(request)
     if not isinstance(payout, Payout):
         raise HookhubError(f"provider {provider!r} answered start_payout with {type(payout).__name__}, not a Payout")
-    return dataclasses.replace(payout, watched=hub.watches.recorded(provider, "payout", request.reference))
+    return dataclasses.replace(payout, watched=creation.watched)

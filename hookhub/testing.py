@@ -55,7 +55,7 @@ from .plugins import load_sandboxes
 from .sandbox import SandboxServer
 
 PUBLIC_URL = "http://localhost"  # where Flask's test client sends requests
-SECRET_KEY = "hookhub-testing-secret-key"
+SECRET_KEY = "hookhub-testing-secret-key-for-result-tokens"  # the 32 characters hookhub wants, and more
 
 __all__ = ["PUBLIC_URL", "SECRET_KEY", "deliver"]
 

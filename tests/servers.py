@@ -29,7 +29,9 @@ def free_port() -> int:
 
 class Gunicorn:
     def __init__(self, tmp_path: Path, moncash, monri, monext, workers: int = 2, options: tuple[str, ...] = (),
-                 env: dict[str, str] | None = None, log_name: str = "gunicorn.log"):
+                 env: dict[str, str] | None = None, log_name: str = "gunicorn.log", serve: bool = False):
+        """``serve``: started by ``hookhub serve`` (its worker class, threads and hooks; ``options`` are
+        its own, and gunicorn's after ``--``), not by ``gunicorn wsgi:app``."""
         self.events_file = tmp_path / "events.jsonl"
         self.instance = tmp_path / "instance"
         self.url = f"http://127.0.0.1:{free_port()}"
@@ -49,10 +51,13 @@ class Gunicorn:
         }
         self.database_url = env.get("HOOKHUB_DATABASE_URL") or "sqlite:///" + str(self.instance / "hookhub.sqlite3")
         self.log = open(tmp_path / log_name, "wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", self.url[len("http://"):], *options,
-             "wsgi:app"],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        address = self.url[len("http://"):]
+        if serve:
+            command = [str(Path(sys.executable).parent / "hookhub"), "serve", "--workers", str(workers),
+                       "--bind", address, *options]
+        else:
+            command = [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", address, *options, "wsgi:app"]
+        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         try:
             self._wait_until_serving(timeout=30)
         except BaseException:

@@ -171,7 +171,7 @@ def test_a_database_from_a_newer_hookhub_is_never_touched(make_app, store, url, 
 
 def test_servers_starting_at_once_on_an_empty_database_create_it_once(store, url, tmp_path):
     starter = ("import sys; from hookhub import create_app; "
-               "app = create_app({'HOOKHUB_DATABASE_URL': sys.argv[1], 'HOOKHUB_SECRET_KEY': 'k', "
+               "app = create_app({'HOOKHUB_DATABASE_URL': sys.argv[1], 'HOOKHUB_SECRET_KEY': 'k' * 32, "
                "'HOOKHUB_SCHEDULER': False}, instance_path=sys.argv[2], environ={}); "
                "sys.exit(0 if app.extensions['hookhub'].store_ready() else 1)")
     starts = [subprocess.Popen([sys.executable, "-c", starter, url, str(tmp_path / f"i{n}")], cwd=ROOT,

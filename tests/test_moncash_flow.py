@@ -294,14 +294,14 @@ def test_long_reference_is_400_not_500(app, client, route):
     assert response.status_code == 400 and response.get_json()["error"] == "reference_too_long"
 
 
-def test_made_up_return_reference_is_rechecked_only_a_few_times(app, client, moncash):
-    from hookhub.pipeline import UNCONFIRMED_RECHECKS
-
-    client.get("/return/moncash?transactionId=junk1")
+def test_made_up_return_reference_is_never_rechecked(app, client, moncash):
+    response = client.get("/return/moncash?transactionId=junk1")
+    assert response.status_code == 303 and "/result/pending" in response.headers["Location"]
     drain(app)
-    [job] = hub_of(app).store.list_verifications()
-    assert job["status"] == "gave_up" and job["attempts"] == UNCONFIRMED_RECHECKS
-    assert moncash.count("/Api/v1/RetrieveTransactionPayment") == 1 + UNCONFIRMED_RECHECKS
+    assert hub_of(app).store.list_verifications() == []
+    assert moncash.count("/Api/v1/RetrieveTransactionPayment") == 1
+    [call] = hub_of(app).store.list_calls()
+    assert call["outcome"] == "unknown_transaction"
 
 
 def test_failing_merchant_hook_costs_a_retry_and_leaks_nothing(make_app, moncash, recorder):

@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+import hookhub
 from conftest import SECRET_KEY, drain, hub_of
 from hookhub import client as provider_client
 from hookhub import ProviderAPIError, hookimpl, read_result
@@ -211,12 +212,24 @@ def test_unknown_session_notification_is_404_and_creates_nothing(app, client, mo
     assert recorder.events == [] and hub_of(app).store.list_events() == []
 
 
-def test_unknown_session_return_is_rechecked_a_few_times_only(app, client, monext, recorder):
+def test_a_made_up_session_return_is_never_rechecked(app, client, monext, recorder):
     path, result = redirect_of(client.get("/return/monext?paylinetoken=made-up-session"))
     assert (path, result["status"]) == ("/result/pending", "pending")
     drain(app)
     assert recorder.events == []
-    assert monext.session_fetches("made-up-session") == 1 + UNCONFIRMED_RECHECKS
+    assert monext.session_fetches("made-up-session") == 1
+
+
+def test_a_session_hookhub_started_is_rechecked_a_few_times_when_monext_does_not_know_it(app, client, monext):
+    checkout = hookhub.start_payment("monext", order_id="order-lost", amount=100, currency="EUR", app=app,
+                                     point_of_sale_reference="POS_WEB-1")
+    with monext.lock:
+        del monext.sessions[checkout.reference]  # Monext lost it, or has not replicated it yet
+    client.get(f"/return/monext?paylinetoken={checkout.reference}")
+    drain(app)
+    [recheck] = [v for v in hub_of(app).store.list_verifications() if v["kind"] == "recheck"]
+    assert recheck["status"] == "gave_up"
+    assert monext.session_fetches(checkout.reference) == 1 + UNCONFIRMED_RECHECKS
 
 
 def test_200_unauthorized_never_becomes_a_state(make_app, recorder, monext):
@@ -264,11 +277,12 @@ def test_unreadable_session_answer_creates_nothing(app, client, monext, recorder
     ("/hooks/monext?notificationType=WEBTRS", "missing_token"),
     ("/hooks/monext?token=" + "a" * 51, "reference_too_long"),
     ("/hooks/monext?token=a&token=b", "ambiguous_token"),
-    ("/hooks/monext?token=%3Cscript%3E", "malformed_reference"),
+    ("/hooks/monext?token=%3Cscript%3E", "malformed_session_id"),
     ("/return/monext", "missing_paylinetoken"),
     ("/return/monext?paylinetoken=a&monext_session_id=b", "ambiguous_session"),
     ("/return/monext?paylinetoken=&monext_session_id=", "missing_paylinetoken"),
-    ("/hooks/monext?token=..", "invalid_reference"),
+    ("/hooks/monext?token=..", "malformed_session_id"),
+    ("/return/monext?paylinetoken=..%2F..%2Fsomething", "malformed_session_id"),
 ])
 def test_bad_calls_are_400_recorded_and_never_fetched(app, client, monext, recorder, request_path, code):
     response = client.get(request_path)

@@ -54,7 +54,8 @@ def test_event_to_dict_is_plain_json():
 
 
 def test_result_tokens_are_signed_and_expire():
-    token = tokens.issue("k", event_id="evt_1", order_id="o", provider="moncash", status="approved")
+    token = tokens.issue("k", event_id="evt_1", order_id="o", provider="moncash", status="approved", amount=1050,
+                         currency="HTG", transaction_id="t1", nonce=None)
     assert read_result(token, secret_key="k")["status"] == "approved"
     with pytest.raises(InvalidResultToken):
         read_result(token, secret_key="other")

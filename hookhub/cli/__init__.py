@@ -33,8 +33,9 @@ for command in (operate.serve, operate.providers, operate.plugins_command, opera
 
 def main(argv: list[str] | None = None) -> None:
     """The ``hookhub`` console script: the same commands, with the app built from the environment."""
-    # Handler modules are imported from the current directory, as gunicorn imports them.
+    # Handler modules are imported from the current directory, as gunicorn imports them; last on the
+    # path, so that a file there (a stray requests.py) never takes the place of an installed module.
     if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
+        sys.path.append(os.getcwd())
     # Commands check the store's schema when they first use it, except ``db``, which works on any schema.
     cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="hookhub", obj=HubSource(environment_hub))

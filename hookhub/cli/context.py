@@ -4,13 +4,30 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
+from typing import Any
 
 import click
 from flask.cli import ScriptInfo
 
 from ..errors import ConfigError
 from ..hub import Hub
+
+
+# Control characters but newline and tab, DEL, and the C1 controls some terminals act on (CSI, OSC):
+# what a caller put in a URL, a header or a body must never reach the operator's terminal as a command.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character shown as its escape (``\\x1b``)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def echo(text: Any = "", **kwargs: Any) -> None:
+    """``click.echo`` for anything that may hold what a caller sent: control characters escaped."""
+    click.echo(printable(str(text)), **kwargs)
 
 
 class HubSource:

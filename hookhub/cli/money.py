@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .context import echo
 from .records import AS_JSON, LIMIT, command_hub, print_json, when
 
 payments = click.Group("payments", help="Payments with their money movements and totals.")
@@ -25,17 +26,17 @@ def payments_show(provider: str, order_id: str, as_json: bool) -> None:
         return
     for payment in found:
         t = payment["totals"]
-        click.echo(f"{payment['provider']} {payment['order_id']} ({payment['key']}): {payment['status']}, "
+        echo(f"{payment['provider']} {payment['order_id']} ({payment['key']}): {payment['status']}, "
                    f"{payment['currency']} authorized {t['authorized']}, captured {t['captured']}, "
                    f"refunded {t['refunded']}")
-        click.echo("movements:")
+        echo("movements:")
         for m in payment["movements"]:
             state = "booked" if m["status"] == "booked" else f"held: {m['note']}"
-            click.echo(f"  {when(m['occurred_at'] or m['recorded_at'])}  {m['kind']:<13} {m['amount']:>12} "
+            echo(f"  {when(m['occurred_at'] or m['recorded_at'])}  {m['kind']:<13} {m['amount']:>12} "
                        f"{m['currency']}  {m['provider_id'] or '-':<20} {state}")
-        click.echo("events:")
+        echo("events:")
         for e in payment["events"]:
-            click.echo(f"  {when(e.received_at)}  {e.type:<18} {e.amount:>12}  {e.id}  {e.source}")
+            echo(f"  {when(e.received_at)}  {e.type:<18} {e.amount:>12}  {e.id}  {e.source}")
 
 
 @payouts.command("list")
@@ -50,7 +51,7 @@ def payouts_list(provider: str | None, limit: int, as_json: bool) -> None:
         print_json(rows)
         return
     for row in rows:
-        click.echo(f"{when(row['created_at'])}  {row['provider']:<8} {row['reference']:<28} {row['amount']:>12} "
+        echo(f"{when(row['created_at'])}  {row['provider']:<8} {row['reference']:<28} {row['amount']:>12} "
                    f"{row['currency']}  {row['status']:<10} {row['last_answer'] or ''}")
 
 
@@ -70,6 +71,6 @@ def payouts_show(provider: str, reference: str, as_json: bool) -> None:
         return
     for name in ("provider", "reference", "amount", "currency", "status", "transaction_id", "watch",
                  "last_answer", "last_error"):
-        click.echo(f"{name + ':':<16} {row[name] if row[name] is not None else '-'}")
+        echo(f"{name + ':':<16} {row[name] if row[name] is not None else '-'}")
     for e in events:
-        click.echo(f"  {when(e.received_at)}  {e.type:<18} {e.amount:>12}  paid {e.totals.get('paid', 0)}  {e.id}")
+        echo(f"  {when(e.received_at)}  {e.type:<18} {e.amount:>12}  paid {e.totals.get('paid', 0)}  {e.id}")

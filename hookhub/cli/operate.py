@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import stat
 import sys
 import tempfile
 import time
@@ -20,7 +22,9 @@ from sqlalchemy.engine import make_url
 from .. import config, plugins, redact
 from ..errors import ConfigError, HookhubError, ProviderError, SchemaError, StoreUnavailable
 from ..hub import Hub
+from ..loopback import is_loopback
 from ..registry import Registry, provider_status
+from ..serving import DEFAULT_READ_TIMEOUT, READ_TIMEOUT_VARIABLE
 from ..store import Store, migrate
 
 DEFAULT_BIND = "127.0.0.1:8000"
@@ -56,8 +60,12 @@ def _plugin_manager(settings: Mapping[str, Any]) -> plugins.PluginManager:
               help="HOST:PORT (or unix:PATH) to listen on. Keep it on loopback behind a reverse proxy.")
 @click.option("--workers", "-w", type=click.IntRange(1), default=2, show_default=True,
               help="Worker processes. Each runs requests and background deliveries; 2 to 4 suit SQLite.")
-@click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
-              help="Threads per worker; more than 1 uses gunicorn's gthread worker.")
+@click.option("--threads", type=click.IntRange(1), default=4, show_default=True,
+              help="Threads per worker, each running one request at a time. Requests are read whole "
+                   "before a thread gets them, so a slow client holds none.")
+@click.option("--read-timeout", type=click.FloatRange(0, min_open=True), default=DEFAULT_READ_TIMEOUT,
+              show_default=True, help="Seconds a client may take to send a whole request (line, headers "
+                                      "and body); a slower one gets 408.")
 @click.option("--timeout", type=click.IntRange(1), default=30, show_default=True,
               help="Seconds a request may take before gunicorn restarts its worker.")
 @click.option("--handlers", metavar="MODULES", help="Comma-separated handler modules (sets HOOKHUB_HANDLERS).")
@@ -65,8 +73,8 @@ def _plugin_manager(settings: Mapping[str, Any]) -> plugins.PluginManager:
               metavar="URL", help=f"Put every sandboxed provider on `hookhub sandbox` at URL (default "
                                   f"{DEFAULT_SANDBOX_URL}). For trying hookhub out, never for production.")
 @click.argument("gunicorn_args", nargs=-1, type=click.UNPROCESSED)
-def serve(bind: str, workers: int, threads: int, timeout: int, handlers: str | None, sandbox_url: str | None,
-          gunicorn_args: tuple[str, ...]) -> None:
+def serve(bind: str, workers: int, threads: int, read_timeout: float, timeout: int, handlers: str | None,
+          sandbox_url: str | None, gunicorn_args: tuple[str, ...]) -> None:
     """Run hookhub under gunicorn, on the configured store (by default SQLite in the instance folder).
 
     The configuration is checked first, so a mistake stops here with its reason rather than in
@@ -77,9 +85,12 @@ def serve(bind: str, workers: int, threads: int, timeout: int, handlers: str | N
         hookhub serve -w 4 -- --certfile cert.pem --keyfile key.pem
     """
     environ = dict(os.environ)
+    environ[READ_TIMEOUT_VARIABLE] = str(read_timeout)  # for hookhub's worker, which hookhub.serving sets
     if handlers:
         environ["HOOKHUB_HANDLERS"] = handlers
     if sandbox_url:
+        _refuse_sandbox_off_loopback([bind, *_gunicorn_binds([*shlex.split(environ.get("GUNICORN_CMD_ARGS", "")),
+                                                             *gunicorn_args])])
         environ.update(_sandbox_environ(sandbox_url.rstrip("/"), bind, environ))
     settings = read_config(environ)
     _build_app_once(environ)
@@ -102,6 +113,34 @@ def serve(bind: str, workers: int, threads: int, timeout: int, handlers: str | N
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(args[0], args, environ)  # gunicorn takes over this process: signals reach it directly
+
+
+def _gunicorn_binds(args: list[str]) -> list[str]:
+    """The addresses ``--bind``/``-b`` options among gunicorn's own arguments add."""
+    binds = []
+    for i, arg in enumerate(args):
+        if arg in ("-b", "--bind") and i + 1 < len(args):
+            binds.append(args[i + 1])
+        elif arg.startswith("--bind="):
+            binds.append(arg[len("--bind="):])
+        elif arg.startswith("-b") and not arg.startswith("--") and len(arg) > 2:
+            binds.append(arg[2:])
+    return binds
+
+
+def _bind_host(bind: str) -> str:
+    if bind.startswith("["):
+        return bind[1:].split("]", 1)[0]
+    return bind.rsplit(":", 1)[0] if ":" in bind else bind
+
+
+def _refuse_sandbox_off_loopback(binds: list[str]) -> None:
+    """The sandbox's keys are published: a hookhub on them must not be reachable from the network,
+    where anyone could feed it payments the sandbox says were made. A unix socket is local."""
+    for bind in binds:
+        if not bind.startswith("unix:") and not is_loopback(_bind_host(bind)):
+            raise click.UsageError(f"--sandbox uses published sandbox keys, so hookhub listens on loopback only "
+                                   f"with it, not on {bind}: use --bind 127.0.0.1:PORT")
 
 
 def _sandbox_environ(url: str, bind: str, environ: Mapping[str, str]) -> dict[str, str]:
@@ -286,6 +325,7 @@ def check(offline: bool) -> None:
                 ", ".join(handlers) if handlers else "none: events are recorded but nobody receives them "
                                                      "(set HOOKHUB_HANDLERS)")
     _check_store(report, settings)
+    _check_store_access(report, settings)
     try:
         registry = Registry(hooks.register_providers(), settings)
     except ConfigError as exc:
@@ -336,6 +376,29 @@ def _check_store(report: _Report, settings: Mapping[str, Any]) -> None:
         report.line("ok", "store", f"{where}: empty; the first server start creates the schema")
     else:
         report.line("FAIL", "store", f"{where}: {status.describe()}; run `hookhub db upgrade`")
+
+
+def _check_store_access(report: _Report, settings: Mapping[str, Any]) -> None:
+    """Warn of a SQLite store, its -wal/-shm files or its folder open to other users: they hold buyers'
+    data. hookhub makes them private itself, but only when it creates them."""
+    try:
+        parsed = make_url(settings["HOOKHUB_DATABASE_URL"])
+    except Exception:  # noqa: BLE001 - the store check has said why
+        return
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return
+    database = os.path.abspath(database)
+    paths = [os.path.dirname(database), database, database + "-wal", database + "-shm"]
+    for path in paths:
+        try:
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+        except OSError:
+            continue  # not there (yet): whoever creates it makes it private
+        if mode & 0o077:
+            private = "0700" if path == paths[0] else "0600"
+            report.line("warn", "store-access", f"{path} is open to group or others (mode {mode:04o}): it holds "
+                                                f"buyers' data; chmod {private} it")
 
 
 def _check_provider(report: _Report, name: str, provider: Any) -> None:

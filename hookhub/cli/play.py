@@ -12,6 +12,7 @@ from click.core import ParameterSource
 from .. import plugins
 from ..errors import ConfigError
 from ..sandbox import PAYMENT_STATUSES, Sandbox, SandboxServer
+from .context import echo
 from .operate import DEFAULT_BIND, DEFAULT_SANDBOX_URL, read_config
 
 
@@ -55,18 +56,18 @@ def sandbox(bind: str, hookhub_url: str, print_settings: bool) -> None:
             found.url = f"http://{bind}/{found.name}"
             settings.update(found.settings())
         for name, value in {**settings, "HOOKHUB_PUBLIC_URL": hookhub_url}.items():
-            click.echo(f"export {name}={shlex.quote(value)}")
+            echo(f"export {name}={shlex.quote(value)}")
         return
     try:
         server = SandboxServer(_sandboxes().values(), host=host, port=int(port), hookhub_url=hookhub_url)
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {bind}: {exc.strerror or exc}") from None
-    click.echo(f"sandboxes on {server.url}: {', '.join(f'/{name}' for name in server.sandboxes)}")
-    click.echo("hookhub's settings for them (or run `hookhub serve --sandbox`):")
+    echo(f"sandboxes on {server.url}: {', '.join(f'/{name}' for name in server.sandboxes)}")
+    echo("hookhub's settings for them (or run `hookhub serve --sandbox`):")
     for name, value in {**server.settings(), "HOOKHUB_PUBLIC_URL": hookhub_url}.items():
-        click.echo(f"  export {name}={shlex.quote(value)}")
+        echo(f"  export {name}={shlex.quote(value)}")
     first, *others = server.sandboxes
-    click.echo(f"then, in another terminal: hookhub simulate {first}"
+    echo(f"then, in another terminal: hookhub simulate {first}"
                + (f"   (or {', '.join(others)}; --help for more)" if others else ""))
     try:
         server.serve_forever()
@@ -129,18 +130,18 @@ def simulate(provider: str, plays: str | None, status: str, amount: int, currenc
         raise click.ClickException(str(exc)) from None
     plays = plays or chosen.plays
     if payment.from_checkout:
-        click.echo(f"{provider}: completed the payment your code created for order {payment.order_id} "
+        echo(f"{provider}: completed the payment your code created for order {payment.order_id} "
                    f"({payment.amount} {payment.currency}, minor units, as created): transaction "
                    f"{payment.transaction_id}, {payment.status}")
         amount_given = click.get_current_context().get_parameter_source("amount") is not ParameterSource.DEFAULT
         if (amount_given and amount != payment.amount) or (currency and currency.upper() != payment.currency):
-            click.echo("  (--amount and --currency do not apply: a created payment is paid as it was created)")
+            echo("  (--amount and --currency do not apply: a created payment is paid as it was created)")
     else:
-        click.echo(f"{provider}: payment {payment.transaction_id} for order {payment.order_id}, "
+        echo(f"{provider}: payment {payment.transaction_id} for order {payment.order_id}, "
                    f"{payment.amount} {payment.currency} (minor units), {payment.status}")
-    click.echo(f"sent the {'buyer' + chr(39) + 's return' if plays == 'return' else 'callback'} to hookhub: "
+    echo(f"sent the {'buyer' + chr(39) + 's return' if plays == 'return' else 'callback'} to hookhub: "
                f"{answer.status_code} {answer.reason}"
                + (f" -> {answer.headers['Location'].split('?')[0]}" if "Location" in answer.headers else ""))
     if answer.status_code >= 400:
         raise click.ClickException(f"hookhub refused it: {answer.text[:300]}")
-    click.echo("your handlers get the event within a few seconds; see also `hookhub events list`")
+    echo("your handlers get the event within a few seconds; see also `hookhub events list`")

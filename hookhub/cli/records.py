@@ -20,7 +20,7 @@ import click
 from .. import jsonutil
 from ..errors import SchemaError, StoreUnavailable
 from ..hub import Hub
-from .context import current_hub
+from .context import current_hub, echo
 from ..store import migrate, utcnow
 
 events = click.Group("events", help="Normalized events, and replaying them to handlers.")
@@ -74,7 +74,7 @@ def command_hub() -> Hub:
 
 
 def print_json(value: Any) -> None:
-    click.echo(json.dumps(jsonutil.to_plain(value), indent=2, default=str, ensure_ascii=False))
+    echo(json.dumps(jsonutil.to_plain(value), indent=2, default=str, ensure_ascii=False))
 
 
 def when(moment: datetime | None) -> str:
@@ -99,7 +99,7 @@ def events_list(provider: str | None, type_: str | None, order: str | None, sinc
         print_json([e.to_dict() for e in found])
         return
     for e in found:
-        click.echo(f"{e.id}  {when(e.received_at)}  {e.provider:<8} {e.type:<17} order={e.order_id} "
+        echo(f"{e.id}  {when(e.received_at)}  {e.provider:<8} {e.type:<17} order={e.order_id} "
                    f"amount={e.amount} {e.currency} source={e.source}")
 
 
@@ -137,19 +137,19 @@ def events_replay(event_ids: tuple[str, ...], failed: bool, since: datetime | No
     if handler and handler not in hub.handlers:
         raise click.ClickException(f"no handler {handler!r}; handlers: {', '.join(hub.handlers) or 'none'}")
     replayed = hub.store.replay(event_ids=event_ids, failed=failed, since=since, handler=handler, now=utcnow())
-    click.echo(f"{len(replayed)} deliveries due again")
+    echo(f"{len(replayed)} deliveries due again")
     if schedule_only or not replayed:
         return
     while hub.deliverer.run():
         pass
     if hub.deliverer.overdue:  # leaving now would cut those calls off halfway
-        click.echo(f"waiting for {hub.deliverer.overdue} handler calls still running...")
+        echo(f"waiting for {hub.deliverer.overdue} handler calls still running...")
     while hub.deliverer.overdue:
         time.sleep(0.2)
         hub.deliverer.tend_overdue()
     states = {d["id"]: d["status"] for d in hub.store.list_deliveries() if d["id"] in set(replayed)}
     done = sum(1 for i in replayed if states.get(i) == "done")
-    click.echo(f"{done} delivered, {len(replayed) - done} failed again (see `hookhub deliveries list`)")
+    echo(f"{done} delivered, {len(replayed) - done} failed again (see `hookhub deliveries list`)")
 
 
 # -- deliveries ------------------------------------------------------------------------------------
@@ -161,7 +161,7 @@ def _echo_deliveries(rows: list[dict[str, Any]], as_json: bool) -> None:
         return
     for d in rows:
         error = (d["last_error"] or "").strip().splitlines()
-        click.echo(f"{d['id']:>6}  {d['event_id']}  {d['handler']:<30} {d['status']:<7} attempts={d['attempts']} "
+        echo(f"{d['id']:>6}  {d['event_id']}  {d['handler']:<30} {d['status']:<7} attempts={d['attempts']} "
                    f"next={when(d['next_attempt_at'])}" + (f"  {error[-1]}" if error else ""))
 
 
@@ -218,7 +218,7 @@ def calls_list(provider: str | None, route: str | None, outcome: str | None, sin
         print_json([_readable(r) for r in rows])
         return
     for r in rows:
-        click.echo(f"{r['id']:>6}  {when(r['received_at'])}  {r['provider']:<8} {r['route']:<8} {r['method']:<6} "
+        echo(f"{r['id']:>6}  {when(r['received_at'])}  {r['provider']:<8} {r['route']:<8} {r['method']:<6} "
                    f"{r['status_code'] or '-'} {r['outcome']:<20} ref={r['reference'] or '-'}")
 
 
@@ -249,7 +249,7 @@ def calls_rerun(call_id: int) -> None:
         line += f" event={handled.event.id}"
     if handled.refused:
         raise click.ClickException(f"{line}: {handled.message}")
-    click.echo(line)
+    echo(line)
 
 
 @calls.command("prune")
@@ -263,7 +263,7 @@ def calls_prune(before: datetime, dry_run: bool) -> None:
     kept too. Run it from cron or a timer, e.g. daily with --older-than 90d.
     """
     count = command_hub().store.prune_calls(before=before, dry_run=dry_run)
-    click.echo(f"{count} inbound calls received before {when(before)} UTC {'would be' if dry_run else 'were'} deleted")
+    echo(f"{count} inbound calls received before {when(before)} UTC {'would be' if dry_run else 'were'} deleted")
 
 
 # -- schema ----------------------------------------------------------------------------------------
@@ -276,7 +276,7 @@ def db_current(check: bool) -> None:
     with _store_errors_as_messages():
         status = migrate.status(current_hub().store)
     upgradable = not status.up_to_date and status.known and not status.clashes
-    click.echo(status.describe() + (f"; `hookhub db upgrade` brings it to {status.head}" if upgradable else ""))
+    echo(status.describe() + (f"; `hookhub db upgrade` brings it to {status.head}" if upgradable else ""))
     if check and not status.up_to_date:
         sys.exit(1)
 
@@ -292,7 +292,7 @@ def db_upgrade(revision: str) -> None:
     with _store_errors_as_messages():
         before, after = migrate.upgrade(current_hub().store, revision)
     if before.current == after.current and not before.unversioned:
-        click.echo(f"nothing to do: {after.describe()}")
+        echo(f"nothing to do: {after.describe()}")
         return
     start = before.current or (f"{migrate.BASELINE} (before migrations)" if before.unversioned else "an empty database")
-    click.echo(f"upgraded from {start} to {after.current}")
+    echo(f"upgraded from {start} to {after.current}")

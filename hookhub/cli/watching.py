@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from .context import echo
 from .records import AS_JSON, LIMIT, command_hub, print_json, when
 
 watches = click.Group("watches", help="Payments and payouts created through hookhub, watched until the provider's "
@@ -39,7 +40,7 @@ def watches_list(provider: str | None, status: str | None, limit: int, as_json: 
     for row in rows:
         due = f"next check {when(row['next_attempt_at'])}" if row["status"] == "pending" else row["status"]
         said = row["last_answer"] or "not asked yet"
-        click.echo(f"{row['provider']:<8} {row['kind']:<7} {row['order_id']:<28} {row['amount']:>10} "
+        echo(f"{row['provider']:<8} {row['kind']:<7} {row['order_id']:<28} {row['amount']:>10} "
                    f"{row['currency']} {due:<36} {said}" + (f"  ({row['not_asked_because']})"
                                                           if row["not_asked_because"] else ""))
 
@@ -60,13 +61,13 @@ def watches_show(provider: str, order_id: str, kind: str | None, as_json: bool) 
         print_json(row)
         return
     for name in ("provider", "kind", "order_id", "reference", "amount", "currency", "status", "attempts"):
-        click.echo(f"{name + ':':<17} {row[name]}")
+        echo(f"{name + ':':<17} {row[name]}")
     for name in ("created_at", "next_attempt_at", "checked_at", "deadline"):
-        click.echo(f"{name + ':':<17} {when(row[name]) if row[name] else '-'}")
-    click.echo(f"{'last answer:':<17} {row['last_answer'] or '-'}")
-    click.echo(f"{'last error:':<17} {row['last_error'] or '-'}")
+        echo(f"{name + ':':<17} {when(row[name]) if row[name] else '-'}")
+    echo(f"{'last answer:':<17} {row['last_answer'] or '-'}")
+    echo(f"{'last error:':<17} {row['last_error'] or '-'}")
     if row["not_asked_because"]:
-        click.echo(f"{'not asked:':<17} {row['not_asked_because']}")
+        echo(f"{'not asked:':<17} {row['not_asked_because']}")
 
 
 @click.command("workers")
@@ -82,9 +83,9 @@ def workers(as_json: bool) -> None:
         print_json(rows)
         return
     if not rows:
-        click.echo("no process is doing background work")
+        echo("no process is doing background work")
     for row in rows:
         state = "ORPHANED" if row["orphaned"] else "live"
-        click.echo(f"{row['host']:<24} pid {row['pid']:<8} {state:<9} last beat {row['beat_age_seconds']:.1f} s ago, "
+        echo(f"{row['host']:<24} pid {row['pid']:<8} {state:<9} last beat {row['beat_age_seconds']:.1f} s ago, "
                    f"since {when(row['started_at'])}; holds {row['holds']['deliveries']} deliveries, "
                    f"{row['holds']['checks']} checks  ({row['owner']})")

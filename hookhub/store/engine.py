@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from typing import Any
@@ -46,6 +47,10 @@ def make_engine(url: str | URL, *, timeout: float, pool_size: int = 5) -> Engine
 def _sqlite_engine(url: URL, timeout: float) -> Engine:
     engine = create_engine(url, connect_args={"timeout": timeout, "check_same_thread": False})
 
+    @event.listens_for(engine, "do_connect")
+    def _create_private(_dialect: Any, _record: Any, _cargs: Any, _params: Any) -> None:
+        _create_private_file(url)
+
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event below decide how each transaction starts.
@@ -76,6 +81,22 @@ def _sqlite_engine(url: URL, timeout: float) -> Engine:
             dbapi_connection.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
 
     return engine
+
+
+def _create_private_file(url: URL) -> None:
+    """Create a SQLite store that does not exist yet as an empty file only its owner can read.
+
+    The store holds buyers' data. SQLite would create it with the umask's mode (often world-readable)
+    and gives its -wal and -shm files the database file's own mode, so the mode must be right before
+    SQLite first opens it. An existing file keeps the mode its owner gave it.
+    """
+    path = url.database
+    if not path or path == ":memory:" or path.startswith("file:") or url.query.get("uri"):
+        return  # in memory, or a URI whose options SQLite reads itself
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError:
+        pass  # it exists; or SQLite's own open fails next, with its own message
 
 
 def _take_write_lock(dbapi_connection: Any, timeout: float) -> bool:

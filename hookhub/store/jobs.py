@@ -14,6 +14,7 @@ Mixed into ``Store``.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import uuid
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
@@ -80,11 +81,15 @@ ORPHAN_AFTER = 15.0
 
 class Jobs:
     dialect: str
+    redactor: Any  # hookhub.redact.Redactor, set on the Store
 
     def _read(self) -> AbstractContextManager[Connection]:
         raise NotImplementedError
 
     def _write(self) -> AbstractContextManager[Connection]:
+        raise NotImplementedError
+
+    def _serialize(self, conn: Connection, what: str) -> None:
         raise NotImplementedError
 
     def db_now(self, conn: Connection) -> datetime:
@@ -157,9 +162,9 @@ class Jobs:
                 if r.error is None:
                     values: dict[str, Any] = {"status": "done"}
                 elif r.retry_at is None:
-                    values = {"status": "dead", "last_error": r.error}
+                    values = {"status": "dead", "last_error": self.redactor.text(r.error)}
                 else:
-                    values = {"next_attempt_at": r.retry_at, "last_error": r.error}
+                    values = {"next_attempt_at": r.retry_at, "last_error": self.redactor.text(r.error)}
                 result = conn.execute(_SETTLE_DELIVERY, {"p_id": r.job.id, "p_owner": r.job.lease, "lease_until": None,
                                                          "lease_owner": None, "claimed_by": None, "updated_at": now,
                                                          **values})
@@ -236,6 +241,9 @@ class Jobs:
         return rows, owner, events
 
     def _settle(self, table: Any, job_id: int, lease: str, **values: Any) -> bool:
+        for name in ("last_error", "last_answer"):  # a provider's words may quote a credential
+            if values.get(name):
+                values[name] = self.redactor.text(values[name])
         with self._write() as conn:
             result = conn.execute(update(table).where(table.c.id == job_id, table.c.lease_owner == lease).values(
                 lease_until=None, lease_owner=None, claimed_by=None, updated_at=utcnow(), **values))
@@ -244,19 +252,48 @@ class Jobs:
     # -- deferred verifications ------------------------------------------------------------------
 
     def defer_verification(self, provider: str, trigger: Trigger, *, inbound_call_id: int | None,
-                           due: datetime) -> None:
-        """Ask for ``trigger`` to be verified again at ``due``; one job per reference at a time."""
-        v, now = schema.verifications, utcnow()
+                           due: datetime, caller: str | None = None, per_caller: int | None = None,
+                           overall: int | None = None) -> bool:
+        """Ask for ``trigger`` to be verified again at ``due``; one job per reference at a time.
+
+        With limits (for a buyer's return), False when that would make more than ``overall``
+        re-checks of returns pending, or more than ``per_caller`` of returns from ``caller``'s
+        address: each re-check is a call to the provider's API, and anyone can ask for them.
+        """
+        v, c, now = schema.verifications, schema.inbound_calls, utcnow()
+        context = self.redactor.mapping(trigger.context)  # from the caller's call: kept as any text is
+        mine = and_(v.c.provider == provider, v.c.kind == "recheck", v.c.reference == trigger.reference)
+        of_returns = v.join(c, c.c.id == v.c.inbound_call_id)
+        pending = and_(v.c.kind == "recheck", v.c.status == "pending", c.c.route == "return")
         with self._write() as conn:
+            if overall is not None or per_caller is not None:
+                self._serialize(conn, "hookhub rechecks")  # a count and its insert, one process at a time
+            if conn.execute(select(v.c.id).where(mine, v.c.status == "pending")).first() is not None:
+                return True  # already asked for; it keeps its schedule
+            if overall is not None and conn.execute(
+                    select(func.count()).select_from(of_returns).where(pending)).scalar_one() >= overall:
+                return False
+            if per_caller is not None and caller and conn.execute(
+                    select(func.count()).select_from(of_returns)
+                    .where(pending, c.c.peer == caller)).scalar_one() >= per_caller:
+                return False
             self._insert_if_absent(conn, v, dict(
-                provider=provider, kind="recheck", reference=trigger.reference, context=trigger.context,
+                provider=provider, kind="recheck", reference=trigger.reference, context=context,
                 inbound_call_id=inbound_call_id, status="pending", attempts=0, next_attempt_at=due,
                 created_at=now, updated_at=now))
-            # A new call revives a job that had given up; a pending one keeps its schedule.
-            conn.execute(update(v).where(
-                v.c.provider == provider, v.c.kind == "recheck", v.c.reference == trigger.reference,
-                v.c.status != "pending",
-            ).values(status="pending", attempts=0, next_attempt_at=due, context=trigger.context, updated_at=now))
+            # A new call revives a job that had given up.
+            conn.execute(update(v).where(mine, v.c.status != "pending").values(
+                status="pending", attempts=0, next_attempt_at=due, context=context,
+                inbound_call_id=inbound_call_id, updated_at=now))
+        return True
+
+    def started_here(self, provider: str, reference: str) -> bool:
+        """Whether ``reference`` is the provider's id of a payment or payout hookhub itself started."""
+        v = schema.verifications
+        with self._read() as conn:
+            return conn.execute(select(v.c.id).where(
+                v.c.provider == provider, v.c.provider_reference == reference,
+                v.c.kind.in_(("payment", "payout"))).limit(1)).first() is not None
 
     def claim_verification(self, providers: Sequence[str], *, lease: float,
                            claimed_by: str | None = None) -> VerificationJob | None:
@@ -287,15 +324,18 @@ class Jobs:
 
     # -- watches ---------------------------------------------------------------------------------
 
-    def put_watch(self, provider: str, watch: Watch) -> None:
+    def put_watch(self, provider: str, watch: Watch, *, nonce: str | None = None) -> None:
         """Put ``watch`` on record, due at once; the same order's earlier payment watch is replaced.
+
+        ``nonce`` is the checkout's return nonce (``use_return_nonce``); only its hash is kept.
 
         When it is first asked about and when it ends are the servers' settings, so the first
         server to claim it schedules it (``watch_scheduled``).
         """
         v, now = schema.verifications, utcnow()
         values = dict(
-            context=_watch_context(watch),
+            context=self.redactor.mapping(_watch_context(watch)), provider_reference=watch.reference[:128],
+            return_nonce=_nonce_hash(nonce) if nonce else None, nonce_used_at=None,
             order_id=watch.order_id, amount=watch.amount, currency=watch.currency, status="pending", attempts=0,
             next_attempt_at=schema.DUE_NOW, deadline=None, checked_at=None, last_error=None, last_answer=None,
             created_at=now, updated_at=now)
@@ -323,12 +363,28 @@ class Jobs:
         now = utcnow()
         assert job.watch is not None
         values: dict[str, Any] = dict(status=status, last_answer=answer[:500], last_error=error, checked_at=now,
-                                      context=_watch_context(dataclasses.replace(job.watch, answer=None)))
+                                      context=self.redactor.mapping(
+                                          _watch_context(dataclasses.replace(job.watch, answer=None))))
         if retry_at is not None:
             values["next_attempt_at"] = retry_at
         if deadline is not None:
             values["deadline"] = deadline
         return self._settle(schema.verifications, job.id, job.lease, **values)
+
+    def use_return_nonce(self, provider: str, nonce: str, order_id: str | None = None) -> str | None:
+        """The order whose payment watch holds ``nonce``, once: None when none does (or not
+        ``order_id``'s, when given), or when a return echoed it before."""
+        v = schema.verifications
+        mine = and_(v.c.provider == provider, v.c.kind == "payment", v.c.return_nonce == _nonce_hash(nonce),
+                    v.c.nonce_used_at.is_(None))
+        if order_id is not None:
+            mine = and_(mine, v.c.reference == order_id)
+        with self._write() as conn:
+            found = conn.execute(select(v.c.id, v.c.reference).where(mine)).first()
+            if found is None or conn.execute(update(v).where(v.c.id == found.id, mine).values(
+                    nonce_used_at=utcnow())).rowcount != 1:
+                return None
+        return found.reference
 
     def order_statuses(self, provider: str, kind: str, order_id: str, *, since: datetime) -> list[str]:
         """The statuses of ``order_id``'s payments (or payouts) that changed at ``since`` or later:
@@ -360,6 +416,10 @@ class Jobs:
         with self._read() as conn:
             row = conn.execute(query.order_by(v.c.kind)).first()
         return _watch_dict(row) if row else None
+
+
+def _nonce_hash(nonce: str) -> str:
+    return hashlib.sha256(nonce.encode()).hexdigest()
 
 
 def _watch_context(watch: Watch) -> dict[str, Any]:

@@ -131,26 +131,45 @@ class Listing:
                     lease_owner=None, updated_at=now))
         return ids
 
-    def prune_calls(self, *, before: datetime, dry_run: bool = False, batch: int = 1000) -> int:
-        """Delete inbound calls received before ``before``; how many (would) go.
+    def prune_calls(self, *, before: datetime, dry_run: bool = False, batch: int = 1000, refused_only: bool = False,
+                    since: datetime | None = None) -> int:
+        """Delete inbound calls received before ``before`` (and at ``since`` or later, if given);
+        with ``refused_only``, only calls refused with a 4xx. How many (would) go.
 
         A call whose verification is still pending is kept: the re-check records its outcome on
         it. Events, transactions and deliveries are kept; an event's ``inbound_call_id`` may then
         name a call that is gone. Deletes in batches, each its own short transaction, so a large
         prune never holds the store's write lock for long.
         """
-        c, v = schema.inbound_calls.c, schema.verifications.c
-        prunable = and_(c.received_at < before, c.id.not_in(
-            select(v.inbound_call_id).where(v.status == "pending", v.inbound_call_id.is_not(None))))
+        c, v = schema.inbound_calls, schema.verifications.c
+        conditions = [c.c.received_at < before, c.c.id.not_in(
+            select(v.inbound_call_id).where(v.status == "pending", v.inbound_call_id.is_not(None)))]
+        if refused_only:
+            conditions.append(or_(c.c.refused.is_(True),
+                                  and_(c.c.refused.is_(None), c.c.status_code >= 400, c.c.status_code < 500)))
+        if since is not None:
+            conditions.append(c.c.received_at >= since)
+        return self._prune(c, and_(*conditions), dry_run=dry_run, batch=batch)
+
+    def prune_gave_up(self, *, before: datetime, batch: int = 1000) -> int:
+        """Delete re-checks that gave up before ``before``: what anyone's made-up references left.
+
+        Watches are kept whatever became of them: a payout's reference stays used for good.
+        """
+        v = schema.verifications
+        return self._prune(v, and_(v.c.kind == "recheck", v.c.status == "gave_up", v.c.updated_at < before),
+                           batch=batch)
+
+    def _prune(self, table: Any, condition: Any, *, dry_run: bool = False, batch: int = 1000) -> int:
         if dry_run:
             with self._read() as conn:
-                return conn.execute(select(func.count()).select_from(schema.inbound_calls).where(prunable)).scalar_one()
+                return conn.execute(select(func.count()).select_from(table).where(condition)).scalar_one()
         deleted = 0
         while True:
             with self._write() as conn:
-                ids = list(conn.execute(select(c.id).where(prunable).order_by(c.id).limit(batch)).scalars())
-                if ids:
-                    conn.execute(delete(schema.inbound_calls).where(c.id.in_(ids)))
+                ids = list(conn.execute(select(table.c.id).where(condition).order_by(table.c.id).limit(batch)).scalars())
+                if ids:  # the condition again: a row may have changed since it was chosen
+                    conn.execute(delete(table).where(table.c.id.in_(ids), condition))
             deleted += len(ids)
             if len(ids) < batch:
                 return deleted

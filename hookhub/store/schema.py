@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import (BigInteger, Column, DateTime, ForeignKey, Index, Integer, LargeBinary, MetaData,
+from sqlalchemy import (BigInteger, Boolean, Column, DateTime, ForeignKey, Index, Integer, LargeBinary, MetaData,
                         String, Table, Text, UniqueConstraint)
 from sqlalchemy.types import TypeDecorator
 
@@ -66,6 +66,12 @@ inbound_calls = Table(
     Column("error", Text),
     Column("reference", String(128)),
     Column("event_id", String(40)),
+    # A refused call (a 4xx, or a return naming what the provider does not confirm) keeps only the
+    # start of its body and headers; then the whole body's size and SHA-256. Calls stored before
+    # this column have it NULL: their status code says.
+    Column("refused", Boolean),
+    Column("body_size", Integer),
+    Column("body_sha256", String(64)),
     Index("ix_inbound_calls_received_at", "received_at"),
     Index("ix_inbound_calls_provider_reference", "provider", "reference"),
 )
@@ -196,8 +202,13 @@ verifications = Table(
     Column("last_error", Text),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("provider_reference", String(128)),  # watches: the provider's own id of what it created
+    Column("return_nonce", String(64)),  # payment watches: SHA-256 of the checkout's return nonce
+    Column("nonce_used_at", UTCDateTime),  # when a return first echoed it
     UniqueConstraint("provider", "kind", "reference", name="uq_verifications_provider_kind_reference"),
     Index("ix_verifications_due", "status", "next_attempt_at"),
+    Index("ix_verifications_provider_reference", "provider", "provider_reference"),
+    Index("ix_verifications_return_nonce", "return_nonce"),
 )
 
 # What provider plugins remember between calls (see ``hookhub.providers.Memo``).

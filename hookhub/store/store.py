@@ -8,6 +8,7 @@ providers' protocols; the flow that decides what to write lives in ``hookhub.pip
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import secrets
 import time
 from collections.abc import Iterator, Sequence
@@ -93,8 +94,9 @@ def recorded_from_row(row: Any) -> Recorded:
 class Locked:
     """One transaction, locked until the surrounding ``Store.locked`` block ends."""
 
-    def __init__(self, conn: Connection, provider: str, key: str):
+    def __init__(self, conn: Connection, provider: str, key: str, redactor: redact.Redactor = redact.NOTHING):
         self._conn = conn
+        self._redactor = redactor
         self.provider = provider
         self.key = key
         row = conn.execute(_SELECT_TRANSACTION, {"p_provider": provider, "p_key": key}).first()
@@ -190,7 +192,7 @@ class Locked:
 
     def finish_call(self, call: InboundCall, **outcome: Any) -> int:
         """Record the call's outcome in the same database transaction as the state change; its id."""
-        return _save_call(self._conn, call, **outcome)
+        return _save_call(self._conn, call, self._redactor, **outcome)
 
 
 def _text(value: str) -> str:
@@ -198,22 +200,67 @@ def _text(value: str) -> str:
     return value.replace("\x00", "\\x00")
 
 
-def _call_row(call: InboundCall) -> dict[str, Any]:
+# How much of a refused call's body and headers is kept: enough to see what was sent, not enough for
+# a flood of large calls with bad signatures to fill the disk. The body's size and SHA-256 are kept.
+REFUSED_BODY_BYTES = 4096
+REFUSED_HEADER_BYTES = 4096
+
+
+def _refused_fields(call: InboundCall, row: dict[str, Any]) -> dict[str, Any]:
+    """What a refused call keeps of ``row`` (its stored, redacted form)."""
+    fields: dict[str, Any] = {"refused": True, "headers": _trim_headers(row["headers"])}
+    if len(call.body) > REFUSED_BODY_BYTES:
+        fields.update(body=row["body"][:REFUSED_BODY_BYTES], body_size=len(call.body),
+                      body_sha256=hashlib.sha256(call.body).hexdigest())
+    return fields
+
+
+def _trim_headers(headers: dict[str, str]) -> dict[str, str]:
+    kept, used = {}, 0
+    for name, value in headers.items():
+        room = REFUSED_HEADER_BYTES - used - len(name)
+        if room <= 0:
+            kept["..."] = f"{len(headers) - len(kept)} more header(s) not kept"
+            break
+        kept[name] = value if len(value) <= room else value[:room] + f"... ({len(value) - room} more characters)"
+        used += len(name) + len(kept[name])
+    return kept
+
+
+def _call_row(call: InboundCall, redactor: redact.Redactor) -> dict[str, Any]:
     return dict(
         provider=_text(call.provider)[:64], route=call.route, method=_text(call.method)[:16],
-        path=_text(call.path), query_string=_text(call.query_string),
-        headers=redact.headers(call.headers.items()), body=call.body, peer=_text(call.peer or "")[:64],
-        received_at=call.received_at,
+        path=_text(redactor.secrets_only(call.path)), query_string=_text(redactor.secrets_only(call.query_string)),
+        headers=redactor.headers(call.headers.items()), body=redactor.body(call.body),
+        peer=_text(call.peer or "")[:64], received_at=call.received_at,
     )
 
 
-def _save_call(conn: Connection, call: InboundCall, *, outcome: str, status_code: int, error: str | None = None,
-               reference: str | None = None, event_id: str | None = None) -> int:
-    """Record ``call`` with its outcome: inserted whole if it is not stored yet, else updated. Its id."""
-    fields = dict(outcome=outcome, status_code=status_code, error=_text(error) if error else None,
-                  reference=_text(reference)[:128] if reference else None, event_id=event_id)
+def _save_call(conn: Connection, call: InboundCall, redactor: redact.Redactor, *, outcome: str, status_code: int,
+               error: str | None = None, reference: str | None = None, event_id: str | None = None,
+               known_provider: bool = True, refused: bool | None = None) -> int:
+    """Record ``call`` with its outcome: inserted whole if it is not stored yet, else updated. Its id.
+
+    A refused call (a 4xx, or ``refused``) keeps only the start of its body and headers. A call to
+    an unknown provider is stored as provider ``unknown``: the name is only the caller's say (its
+    path keeps it).
+    """
+    fields: dict[str, Any] = dict(
+        outcome=outcome, status_code=status_code, error=_text(redactor.text(error)) if error else None,
+        reference=_text(reference)[:128] if reference else None, event_id=event_id)
+    if refused is None:
+        refused = 400 <= status_code < 500
     if call.id is None:
-        return conn.execute(_INSERT_CALL, {**_call_row(call), **fields}).inserted_primary_key[0]
+        row = _call_row(call, redactor)
+        if not known_provider:
+            row["provider"] = "unknown"
+        if refused:
+            row.update(_refused_fields(call, row))
+        return conn.execute(_INSERT_CALL, {**row, **fields}).inserted_primary_key[0]
+    if refused:
+        fields.update(_refused_fields(call, {"headers": redactor.headers(call.headers.items()),
+                                             # a little more, so that no secret is cut in two
+                                             "body": redactor.body(call.body[:2 * REFUSED_BODY_BYTES])}))
     conn.execute(_UPDATE_CALL, {"p_id": call.id, **fields})
     return call.id
 
@@ -240,6 +287,9 @@ class ProviderMemo:
 
 
 class Store(Listing, Ledgers, Jobs, Workers):
+    # Every text kept from outside (calls, provider answers, errors) goes through it; the hub sets it.
+    redactor: redact.Redactor = redact.NOTHING
+
     def __init__(self, url: str, *, timeout: float = 5.0, pool_size: int = 5):
         self.engine = make_engine(url, timeout=timeout, pool_size=pool_size)
         self.dialect = self.engine.dialect.name
@@ -247,8 +297,12 @@ class Store(Listing, Ledgers, Jobs, Workers):
 
     def serialize_schema_changes(self, conn: Connection) -> None:
         """Make processes that change the schema at once take turns (SQLite's write lock already does)."""
+        self._serialize(conn, "hookhub schema")
+
+    def _serialize(self, conn: Connection, what: str) -> None:
+        """Make transactions that name ``what`` take turns, until they end (SQLite's write lock already does)."""
         if self.dialect == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended('hookhub schema', 0))"))
+            conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:what, 0))"), {"what": what})
 
     def close(self) -> None:
         self.engine.dispose()
@@ -292,7 +346,8 @@ class Store(Listing, Ledgers, Jobs, Workers):
         call is recorded together with its outcome (``finish_call``).
         """
         with self._write() as conn:
-            return conn.execute(_INSERT_CALL, {**_call_row(call), "outcome": "received"}).inserted_primary_key[0]
+            return conn.execute(_INSERT_CALL, {**_call_row(call, self.redactor), "outcome": "received"}
+                                ).inserted_primary_key[0]
 
     def finish_call(self, call: InboundCall, *, lock_wait: float | None = None, **outcome: Any) -> int:
         """Record ``call``'s outcome (inserting the call if ``call.id`` is None); its id.
@@ -300,7 +355,7 @@ class Store(Listing, Ledgers, Jobs, Workers):
         ``lock_wait`` shortens how long this may wait for SQLite's write lock (default: the timeout).
         """
         with self._connection(write=True, lock_wait=lock_wait) as conn:
-            return _save_call(conn, call, **outcome)
+            return _save_call(conn, call, self.redactor, **outcome)
 
     def get_call(self, call_id: int) -> dict[str, Any] | None:
         with self._read() as conn:
@@ -323,7 +378,7 @@ class Store(Listing, Ledgers, Jobs, Workers):
                 # second statement then locks: a row lock, held until commit.
                 conn.execute(self._insert_lock, {"provider": provider, "key": key})
                 conn.execute(_LOCK_ROW, {"p_provider": provider, "p_key": key}).one()
-            yield Locked(conn, provider, key)
+            yield Locked(conn, provider, key, self.redactor)
 
     def get_transaction(self, provider: str, key: str) -> TransactionRecord | None:
         with self._read() as conn:

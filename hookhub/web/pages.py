@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template_string, request
+from flask import Blueprint, Response, current_app, make_response, render_template_string, request
 
 from .. import tokens
 from ..errors import InvalidResultToken
 from ..states import buyer_outcome
+from .routes import private
 
 bp = Blueprint("pages", __name__)
 
@@ -27,7 +28,11 @@ _PAGE = """<!doctype html>
 
 
 @bp.route("/result/<any(success, failure, pending):page>")
-def result(page: str) -> tuple[str, int]:
+def result(page: str) -> Response:
+    return private(make_response(_result(page)))
+
+
+def _result(page: str) -> tuple[str, int]:
     try:
         data = tokens.read(request.args.get("result", ""), current_app.config["SECRET_KEY"],
                            current_app.config["HOOKHUB_RESULT_MAX_AGE"])

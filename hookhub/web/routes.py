@@ -147,12 +147,22 @@ def _buyer_answer(hub: Hub, handled: Handled) -> Response:
         log.exception("hookhub_return_response failed; using the default redirect")
         custom = None
     if custom is not None:
-        return make_response(custom)
+        return private(make_response(custom))
     event = handled.event
+    # A payment's amount is what was authorized (or paid at once); a decline's, what was asked.
+    amount = ((event.totals or {}).get("authorized") or event.amount) if event is not None else None
     token = tokens.issue(current_app.config["SECRET_KEY"], event_id=event.id if event else None,
-                         order_id=event.order_id if event else None, provider=handled.provider,
-                         status=handled.status)
+                         order_id=handled.order, provider=handled.provider,
+                         status=handled.status, amount=amount, currency=event.currency if event else None,
+                         transaction_id=event.transaction_id if event else None, nonce=handled.nonce)
     page = buyer_outcome(handled.status)
     base = current_app.config[f"HOOKHUB_{page.upper()}_URL"] or url_for("pages.result", page=page)
     separator = "&" if "?" in base else "?"
-    return redirect(f"{base}{separator}{urlencode({'result': token})}", 303)
+    return private(redirect(f"{base}{separator}{urlencode({'result': token})}", 303))
+
+
+def private(response: Response) -> Response:
+    """``response`` kept out of caches and of the next page's ``Referer``: it holds a result token."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response

@@ -40,9 +40,9 @@ class MonCash(Provider):
         Setting("client_id", help="From the MonCash business portal"),
         Setting("client_secret", secret=True, help="From the MonCash business portal"),
         Setting("base_url", default="https://sandbox.moncashbutton.digicelgroup.com/Api",
-                help="REST API host with its /Api prefix"),
+                help="REST API host with its /Api prefix", url=True),
         Setting("gateway_url", default="https://sandbox.moncashbutton.digicelgroup.com/Moncash-middleware",
-                help="Gateway the buyer is redirected to"),
+                help="Gateway the buyer is redirected to", url=True),
     )
     callback_methods = frozenset({"GET", "POST"})
     return_methods = frozenset({"GET"})

@@ -39,13 +39,14 @@ session has a plan; a subscription (``MX_RECURRING``) is not an installment paym
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
 from hookhub import (Checkout, ConfigError, InboundCall, InvalidRequest, Movement, PaymentRequest, Payout,
                      PayoutRequest, Provider, ProviderNotFound, ProviderUnavailable, Reply, Setting, TransactionState,
-                     Trigger, ValidationError, Watch, basic_auth)
+                     Trigger, ValidationError, Watch)
 
 from .client import MonextClient, payout_state, result_of
 
@@ -79,6 +80,11 @@ INSTALLMENT_PAYMENT_TYPES = frozenset({"MX_INSTALLMENT", "INSTALLMENT"})
 PAID_INSTALLMENT_STATUSES = frozenset({"ACCEPTED", "SETTLED"})
 
 MAX_SESSION_ID_LENGTH = 50  # SessionResponse.sessionId
+# Monext's session ids are letters and digits (SessionResponse.sessionId's example is
+# "13fChMDzWfyVw6d2R2391553893852225"); '-' and '_' are let through too, as in the ids Monext
+# generates elsewhere (its 3DS sessions' UUIDs). Nothing else: a '.', '/' or '%' from a caller could
+# otherwise make another path of Monext's API out of the one hookhub asks.
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-]+")
 RETURN_PARAMETERS = ("paylinetoken", "monext_session_id")
 
 
@@ -284,6 +290,9 @@ def _session_id(value: Any, name: str) -> str:
         raise InvalidRequest(f"{name} must be a string", code=f"invalid_{name}")
     if len(value) > MAX_SESSION_ID_LENGTH:
         raise InvalidRequest(f"{name} is longer than {MAX_SESSION_ID_LENGTH} characters", code="reference_too_long")
+    if not _SESSION_ID.fullmatch(value):
+        raise InvalidRequest(f"{name} is not a Monext session id: only letters, digits, - and _ are",
+                             code="malformed_session_id")
     return value
 
 
@@ -293,19 +302,15 @@ class Monext(Provider):
         Setting("merchant_id", help="Merchant identifier (the Basic auth user)"),
         Setting("access_key", secret=True, help="Access key from the Monext administration centre"),
         Setting("base_url", default="https://api-sandbox.retail.monext.com",
-                help="REST API host; https://api.retail.monext.com in production"),
+                help="REST API host; https://api.retail.monext.com in production", url=True),
     )
     callback_methods = frozenset({"GET", "POST"})
     return_methods = frozenset({"GET"})
+    return_url_per_payment = True  # a session's returnURL is given when it is created
 
     def create_client(self) -> MonextClient:
         return MonextClient(self.config["merchant_id"], self.config["access_key"], self.config["base_url"],
                             timeout=self.timeout, on_created=self.watch)
-
-    def secrets(self) -> list[str]:
-        # The Basic credentials' encoded form reveals the access key as surely as the key itself.
-        encoded = basic_auth(self.config["merchant_id"], self.config["access_key"]).split(" ", 1)[1]
-        return [*super().secrets(), encoded]
 
     def ping(self) -> str:
         self.client.alive()

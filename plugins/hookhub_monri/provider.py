@@ -102,7 +102,8 @@ class Monri(Provider):
     settings = (
         Setting("merchant_key", secret=True, help="Key from the Monri merchant dashboard"),
         Setting("authenticity_token", secret=True, help="Authenticity token from the Monri merchant dashboard"),
-        Setting("base_url", default="https://ipgtest.monri.com", help="https://ipg.monri.com in production"),
+        Setting("base_url", default="https://ipgtest.monri.com", help="https://ipg.monri.com in production",
+                url=True),
     )
     callback_methods = frozenset({"POST"})
     return_methods = frozenset({"GET"})

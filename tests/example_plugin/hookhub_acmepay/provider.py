@@ -49,6 +49,7 @@ class AcmePay(Provider):
     callback_methods = frozenset({"POST"})
     return_methods = frozenset({"GET"})
     needs_public_url = False  # the signature covers the body only, not the URL it was sent to
+    return_url_per_payment = True  # each payment is created with the URL its buyer comes back to
 
     def create_client(self) -> AcmePayClient:
         return AcmePayClient(self.config["api_key"], self.config["base_url"], timeout=self.timeout,
