@@ -104,7 +104,8 @@ class Gunicorn:
     def delivered(self) -> list[dict]:
         if not self.events_file.exists():
             return []
-        return [json.loads(line) for line in self.events_file.read_text().splitlines()]
+        # A handler may be writing its line right now: the last piece counts once its newline is there.
+        return [json.loads(line) for line in self.events_file.read_text().split("\n")[:-1] if line]
 
     def wait_for_deliveries(self, count: int, timeout: float = 30.0) -> list[dict]:
         return wait_for_deliveries([self], count, timeout)

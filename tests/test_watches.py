@@ -26,11 +26,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def watching(make_app, recorder):
-    """An app whose watches ask the provider as soon as they are due, and give up after 10 minutes:
-    far beyond any test, which spins through hundreds of checks a second."""
+    """An app whose watches ask the provider as soon as they are due, again some 10-50 ms later (so a
+    drain asks a few times, not thousands), and give up after 10 minutes, far beyond any test."""
 
     def make(**config):
-        return make_app({"HOOKHUB_WATCH_AFTER_SECONDS": 0, "HOOKHUB_WATCH_GIVE_UP_SECONDS": 600, **config},
+        return make_app({"HOOKHUB_WATCH_AFTER_SECONDS": 0, "HOOKHUB_WATCH_GIVE_UP_SECONDS": 600,
+                         "HOOKHUB_RETRY_BASE_SECONDS": 0.02, "HOOKHUB_RETRY_MAX_SECONDS": 0.05, **config},
                         plugins=[recorder])
 
     return make
