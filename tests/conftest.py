@@ -170,7 +170,9 @@ def make_app(tmp_path, moncash, monri, monext, database):
             # Millisecond backoffs: one round of background work could otherwise use up every
             # re-check of a pending payment on a slower store, before the test changes its state.
             "HOOKHUB_VERIFY_MAX_ATTEMPTS": 1000,
-            "HOOKHUB_HTTP_TIMEOUT": 2.0,
+            # The fakes answer in milliseconds; a loaded 2-core CI machine has been seen to take
+            # over 2 s, which turned a payout's definite answer into "no answer" (pending).
+            "HOOKHUB_HTTP_TIMEOUT": 10.0,
         }
         if with_moncash:
             settings.update(moncash_config(moncash))
