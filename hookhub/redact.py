@@ -127,11 +127,6 @@ def _keep_label(match: re.Match[str]) -> str:
 NOTHING = Redactor()
 
 
-def headers(items: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """Headers with credential-bearing values replaced, by name only (no configured secrets known)."""
-    return NOTHING.headers(items)
-
-
 def scrub(text: str, secrets: Iterable[str]) -> str:
     """``text`` without ``secrets`` (in any form) or credential-shaped values."""
     return Redactor(secrets).text(text)

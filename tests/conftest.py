@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 import time
 import uuid
 
@@ -206,3 +207,27 @@ def app(make_app, recorder):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def start_host(tmp_path, postgresql_url, moncash, monri, monext):
+    """Start a gunicorn host named ``name`` on the shared PostgreSQL database; every host is stopped
+    after the test (woken first, if the test froze it)."""
+    from servers import Gunicorn
+
+    hosts = []
+
+    def start(name: str, **env: str):
+        folder = tmp_path / name
+        folder.mkdir()
+        host = Gunicorn(folder, moncash, monri, monext, env={"HOOKHUB_DATABASE_URL": postgresql_url, **env})
+        hosts.append(host)
+        return host
+
+    yield start
+    for host in hosts:
+        try:
+            host.signal_everything(signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+        host.close()

@@ -12,27 +12,9 @@ import pytest
 import requests
 
 from conftest import PUBLIC_URL
-from servers import Gunicorn, wait_for_deliveries
+from servers import wait_for_deliveries
 
 pytestmark = pytest.mark.server
-
-
-@pytest.fixture
-def start_host(tmp_path, postgresql_url, moncash, monri, monext):
-    """Start a host named ``name`` on the shared database; every host is stopped after the test."""
-    hosts = []
-
-    def start(name: str, **env: str) -> Gunicorn:
-        folder = tmp_path / name
-        folder.mkdir()
-        host = Gunicorn(folder, moncash, monri, monext, workers=2,
-                        env={"HOOKHUB_DATABASE_URL": postgresql_url, **env})
-        hosts.append(host)
-        return host
-
-    yield start
-    for host in hosts:
-        host.close()
 
 
 def monri_webhook(monri, event: str, n: int, order: str, **payload) -> tuple[bytes, dict]:

@@ -115,33 +115,13 @@ def test_a_killed_worker_is_replaced_and_its_batch_taken_back(tmp_path, database
     assert max(counts) <= 2 and counts.count(2) <= 2 * BATCH_SECONDS + 1, counts
 
 
-@pytest.fixture
-def hosts(tmp_path, postgresql_url, moncash, monri, monext):
-    started = []
-
-    def start(name: str, **env: str) -> Gunicorn:
-        folder = tmp_path / name
-        folder.mkdir()
-        host = Gunicorn(folder, moncash, monri, monext, env={"HOOKHUB_DATABASE_URL": postgresql_url, **env})
-        started.append(host)
-        return host
-
-    yield start
-    for host in started:
-        try:
-            host.signal_everything(signal.SIGCONT)
-        except ProcessLookupError:
-            pass
-        host.close()
-
-
-def test_a_frozen_host_loses_its_work_and_records_nothing_stale_when_it_wakes(hosts, moncash):
-    a = hosts("host-a", HOOKHUB_TEST_HANDLER_DELAY="1")
+def test_a_frozen_host_loses_its_work_and_records_nothing_stale_when_it_wakes(start_host, moncash):
+    a = start_host("host-a", HOOKHUB_TEST_HANDLER_DELAY="1")
     acknowledged = pay(a, moncash, "frz", 16)
     held_by_a = wait_for(lambda: claims(a), 20, "host A claiming deliveries")
     a.signal_everything(signal.SIGSTOP)  # frozen whole, past its heartbeat window
     frozen_at = time.monotonic()
-    b = hosts("host-b", HOOKHUB_TEST_HANDLER_DELAY="0")
+    b = start_host("host-b", HOOKHUB_TEST_HANDLER_DELAY="0")
     wait_for(lambda: acknowledged <= {e["transaction_id"] for e in a.delivered() + b.delivered()},
              RECOVERY + 5, "host B delivering host A's work")
     assert time.monotonic() - frozen_at < RECOVERY + 5
@@ -164,11 +144,11 @@ LIBFAKETIME = next(iter(glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1")), No
 
 @pytest.mark.skipif(LIBFAKETIME is None, reason="libfaketime is not installed (apt-get install faketime)")
 @pytest.mark.parametrize("skew", ["+10m", "-10m"])
-def test_a_host_with_a_skewed_clock_steals_nothing_from_a_live_host(hosts, moncash, skew):
-    a = hosts("host-a", HOOKHUB_TEST_HANDLER_DELAY="2")
+def test_a_host_with_a_skewed_clock_steals_nothing_from_a_live_host(start_host, moncash, skew):
+    a = start_host("host-a", HOOKHUB_TEST_HANDLER_DELAY="2")
     acknowledged = pay(a, moncash, f"skew{skew[0] == '+'}", 8)
     held = wait_for(lambda: claims(a), 20, "host A claiming deliveries")
-    b = hosts("host-b", LD_PRELOAD=LIBFAKETIME, FAKETIME=skew, HOOKHUB_TEST_HANDLER_DELAY="0")
+    b = start_host("host-b", LD_PRELOAD=LIBFAKETIME, FAKETIME=skew, HOOKHUB_TEST_HANDLER_DELAY="0")
     skewed = b.process.pid
     with open(f"/proc/{skewed}/environ", "rb") as handle:  # the clock really is skewed there
         assert f"FAKETIME={skew}".encode() in handle.read().split(b"\0")
