@@ -41,6 +41,9 @@ DEFAULTS: dict[str, Any] = {
     "HOOKHUB_RETRY_BASE_SECONDS": 2.0,
     "HOOKHUB_RETRY_MAX_SECONDS": 900.0,
     "HOOKHUB_SCHEDULER": True,
+    # Signed callbacks that carry the provider's whole state are answered once recorded and
+    # reconciled right after by the background work; False: reconciled before the answer.
+    "HOOKHUB_ANSWER_ON_RECORD": True,
     "HOOKHUB_SCHEDULER_INTERVAL": 1.0,
     "HOOKHUB_LOG_FORMAT": "text",  # or "json": one JSON object per line
     "HOOKHUB_LOG_LEVEL": "INFO",
@@ -66,6 +69,7 @@ _TYPES: dict[str, type] = {
     "HOOKHUB_RETRY_BASE_SECONDS": float,
     "HOOKHUB_RETRY_MAX_SECONDS": float,
     "HOOKHUB_SCHEDULER": bool,
+    "HOOKHUB_ANSWER_ON_RECORD": bool,
     "HOOKHUB_SCHEDULER_INTERVAL": float,
     "HOOKHUB_WATCH_AFTER_SECONDS": float,
     "HOOKHUB_WATCH_GIVE_UP_SECONDS": float,

@@ -25,7 +25,7 @@ from .delivery import BATCH, Deliverer
 from .errors import ConfigError, SchemaError, StoreUnavailable
 from .heartbeat import Heartbeat
 from .outbound import Watch
-from .pipeline import Pipeline, RecheckLimits
+from .pipeline import ACCEPTED_BATCH, Pipeline, RecheckLimits
 from .registry import Registry
 from .retry import RetryPolicy
 from .scheduler import Scheduler
@@ -172,7 +172,8 @@ class Hub:
                                  watch_after=settings["HOOKHUB_WATCH_AFTER_SECONDS"],
                                  watch_give_up=settings["HOOKHUB_WATCH_GIVE_UP_SECONDS"],
                                  recheck_limits=RecheckLimits(settings["HOOKHUB_RECHECKS_PER_ADDRESS"],
-                                                              settings["HOOKHUB_RECHECKS_MAX"]))
+                                                              settings["HOOKHUB_RECHECKS_MAX"]),
+                                 accept_callbacks=settings["HOOKHUB_ANSWER_ON_RECORD"])
         self._next_housekeeping = 0.0
         self._pruned_until: datetime | None = None
         _live_hubs.add(self)
@@ -229,13 +230,19 @@ class Hub:
         return True
 
     def run_due_work(self) -> int:
-        """One round of background work: due checks with providers (re-checks and watches), then due
-        deliveries; how many jobs ran."""
+        """One round of background work: callbacks answered before their reconciliation, due checks
+        with providers (re-checks and watches), then due deliveries; how many jobs ran."""
         if not self.store_ready():
             return 0
         done = 0
         providers = list(self.registry.enabled)
         owner = self.heartbeat.ensure_started()
+        # Callbacks already answered come first: their events are what the merchant waits for.
+        while done < ROUND_LIMIT and self.store.has_accepted():
+            reconciled = self.pipeline.reconcile_accepted(limit=min(ACCEPTED_BATCH, ROUND_LIMIT - done))
+            if not reconciled:  # another process's batch holds them
+                break
+            done += reconciled
         while done < ROUND_LIMIT // 2:  # checks never take the whole round: deliveries get theirs
             job = self.store.claim_verification(providers, lease=self.lease, claimed_by=owner)
             if job is None:

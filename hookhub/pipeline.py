@@ -24,10 +24,11 @@ from .plugins import Hooks
 from .providers import Provider
 from .registry import Registry
 from .retry import RetryPolicy
-from .ledger import approval_of
+from .ledger import Plan, approval_of
 from .outbound import NONCE_PARAM
 from .states import TransactionState, is_settled
-from .store import Store, VerificationJob, new_event_id, utcnow
+from .store import Locked, Store, VerificationJob, new_event_id, utcnow
+from .store.accepted import ACCEPTED, AcceptedBatch, AcceptedCall
 
 log = logging.getLogger("hookhub")
 
@@ -37,6 +38,7 @@ _REFERENCE = re.compile(r"[A-Za-z0-9._:@+/=~-]+")
 # Background re-checks of a reference of hookhub's own that the provider does not know or refuses
 # (others get none). Few: each re-check is a call to the provider's API.
 UNCONFIRMED_RECHECKS = 3
+ACCEPTED_BATCH = 64  # accepted callbacks reconciled per database transaction
 FAILURE_RECORD_WAIT = 0.2  # seconds the record of a call refused for a store failure may wait for a lock
 
 
@@ -146,7 +148,8 @@ class Pipeline:
     def __init__(self, store: Store, registry: Registry, hooks: Hooks, handler_names: Sequence[str],
                  verify_policy: RetryPolicy, redactor: redact.Redactor = redact.NOTHING,
                  on_new_work: Callable[[], None] = lambda: None, watch_after: float = 120.0,
-                 watch_give_up: float = 86400.0, recheck_limits: RecheckLimits = RecheckLimits()):
+                 watch_give_up: float = 86400.0, recheck_limits: RecheckLimits = RecheckLimits(),
+                 accept_callbacks: bool = True):
         self.store = store
         self.registry = registry
         self.hooks = hooks
@@ -160,6 +163,8 @@ class Pipeline:
         self.redactor = redactor
         self.recheck_limits = recheck_limits
         self.on_new_work = on_new_work
+        # Signed callbacks that carry the provider's state are answered once recorded (``_accept``).
+        self.accept_callbacks = accept_callbacks
 
     # -- inbound ---------------------------------------------------------------------------------
 
@@ -209,6 +214,10 @@ class Pipeline:
             if trigger is None:
                 raise InvalidRequest("this return names no payment", code="missing_reference")
             check_reference(trigger.reference)
+            if self._acceptable(call, trigger):
+                handled = self._accept(provider, call, trigger)
+                recording.settled = True
+                return handled
             fetched = self._fetch(provider, trigger, before_waiting=recording.store_now)
         except InvalidRequest as exc:
             return self._refuse(recording.call, exc.status, exc.code, exc.message)
@@ -231,7 +240,7 @@ class Pipeline:
             if fetched.problem is not Problem.UNAVAILABLE and not self.store.started_here(
                     provider.name, trigger.reference):
                 outcome = fetched.problem.code
-            elif self._defer(provider, trigger, call):
+            elif self._defer(provider, trigger, route=call.route, peer=call.peer, call_id=call.id):
                 outcome = f"deferred_{fetched.problem.code}"
             else:
                 outcome = f"unchecked_{fetched.problem.code}"
@@ -250,7 +259,7 @@ class Pipeline:
         assert call is not None
         recording.call, recording.settled = call, True
         if handled.status == "pending":  # not final yet: keep asking until it is
-            self._defer(provider, trigger, call)
+            self._defer(provider, trigger, route=call.route, peer=call.peer, call_id=call.id)
         nonce = _return_nonce(call) if call.route == "return" and handled.event is not None else None
         if nonce is not None and not self.store.use_return_nonce(provider.name, nonce, handled.event.order_id):
             nonce = None  # another order's, or echoed before: a replayed return
@@ -286,20 +295,21 @@ class Pipeline:
         self.store.finish_call(call, outcome="ignored", status_code=reply.status)
         return Handled(reply.status, "ignored", provider.name, reply=reply)
 
-    def _defer(self, provider: Provider, trigger: Trigger, call: InboundCall) -> bool:
-        """Have ``trigger`` checked again in the background; False when the limits say no."""
+    def _defer(self, provider: Provider, trigger: Trigger, *, route: str, peer: str | None,
+               call_id: int | None) -> bool:
+        """Have ``trigger`` (of call ``call_id``) checked again in the background; False when the limits say no."""
         # Returns come from anyone's browser: their re-checks are limited. Callbacks come from the
         # provider, which calls again when the state changes.
-        limits = self.recheck_limits if call.route == "return" else RecheckLimits()
+        limits = self.recheck_limits if route == "return" else RecheckLimits()
         deferred = self.store.defer_verification(
-            provider.name, trigger, inbound_call_id=call.id, due=self.verify_policy.next_at(1) or utcnow(),
-            caller=call.peer, per_caller=limits.per_address, overall=limits.overall)
+            provider.name, trigger, inbound_call_id=call_id, due=self.verify_policy.next_at(1) or utcnow(),
+            caller=peer, per_caller=limits.per_address, overall=limits.overall)
         if deferred:
             self.on_new_work()
         else:
             metrics.verification_failed(provider.name, "recheck_limit")
             log.warning("%s: %s will not be checked again in the background: too many re-checks are pending "
-                        "(from %s, or overall)", provider.name, trigger.reference, call.peer or "-")
+                        "(from %s, or overall)", provider.name, trigger.reference, peer or "-")
         return deferred
 
     # -- fetch and reconcile -----------------------------------------------------------------------
@@ -367,23 +377,113 @@ class Pipeline:
         state = fetched.state
         assert state is not None
         with self.store.locked(provider.name, state.lock_key) as tx:
-            planned = tx.plan(state, expected=fetched.expected)
-            event_ids = [new_event_id() for _ in planned.events]
-            latest = None if event_ids or planned.outcome == "held" else tx.latest_event()
-            if call is not None:
-                call = dataclasses.replace(call, id=tx.finish_call(
-                    call, outcome=planned.outcome, status_code=http_status, reference=reference,
-                    event_id=event_ids[-1] if event_ids else (latest.id if latest else None)))
-                inbound_call_id = call.id
-            events = tx.apply(state, planned, source=source, inbound_call_id=inbound_call_id,
-                              received_at=call.received_at if call else utcnow(), handlers=self.handler_names,
-                              event_ids=event_ids)
-            event = events[-1] if events else latest
+            caught_up, made = self._catch_up(provider, tx)
+
+            def record_call(outcome: str, event_id: str | None) -> None:
+                nonlocal call, inbound_call_id
+                if call is not None:
+                    call = dataclasses.replace(call, id=tx.finish_call(
+                        call, outcome=outcome, status_code=http_status, reference=reference, event_id=event_id))
+                    inbound_call_id = call.id
+
+            planned, events, event = self._apply(
+                tx, state, fetched.expected, record_call, source=source, inbound_call_id=lambda: inbound_call_id,
+                received_at=call.received_at if call else utcnow())
             status = tx.current.status if tx.current else state.status
-        if events:
-            self.on_new_work()
+        self._after_accepted(caught_up, made + len(events))
         return Handled(http_status, planned.outcome, provider.name, status=status, event=event,
                        reference=reference), call
+
+    def _apply(self, tx: Locked, state: TransactionState, expected: dict | None,
+               record_call: Callable[[str, str | None], None], *, source: str,
+               inbound_call_id: Callable[[], int | None], received_at: datetime) -> tuple[Plan, list[Event], Event | None]:
+        """Plan ``state`` against the locked transaction, have the call recorded with its outcome
+        (``record_call(outcome, event_id)``, before the events that name it) and record the plan:
+        (the plan, the events it made, the event holding the transaction's state now)."""
+        planned = tx.plan(state, expected=expected)
+        event_ids = [new_event_id() for _ in planned.events]
+        latest = None if event_ids or planned.outcome == "held" else tx.latest_event()
+        record_call(planned.outcome, event_ids[-1] if event_ids else (latest.id if latest else None))
+        events = tx.apply(state, planned, source=source, inbound_call_id=inbound_call_id(), received_at=received_at,
+                          handlers=self.handler_names, event_ids=event_ids)
+        return planned, events, events[-1] if events else latest
+
+    # -- accepted callbacks ------------------------------------------------------------------------
+
+    def _acceptable(self, call: InboundCall, trigger: Trigger) -> bool:
+        """Whether ``call`` may be answered once recorded, before its reconciliation: a verified
+        callback that carries the provider's whole state, when nothing outside hookhub is asked
+        about it (no ``hookhub_expected_payment``), and not an operator's replay (who waits for
+        its outcome)."""
+        return (self.accept_callbacks and call.route == "callback" and trigger.state is not None
+                and call.replay_of is None and not self.hooks.expects_payments)
+
+    def _accept(self, provider: Provider, call: InboundCall, trigger: Trigger) -> Handled:
+        assert trigger.state is not None
+        state = dataclasses.replace(trigger.state, raw=self.redactor.mapping(trigger.state.raw))
+        reply = provider.acknowledge(call)
+        self.store.accept_call(call, status_code=reply.status, trigger=dataclasses.replace(trigger, state=state))
+        self.on_new_work()
+        return Handled(reply.status, ACCEPTED, provider.name, status=state.status, reply=reply,
+                       reference=trigger.reference)
+
+    def reconcile_accepted(self, limit: int = ACCEPTED_BATCH) -> int:
+        """Reconcile callbacks answered before their reconciliation, oldest first, up to ``limit`` in
+        one database transaction, each exactly as it would have been on its own; how many.
+
+        A call whose state the ledger cannot use is recorded as ``unusable_content`` (its provider
+        had its 2xx: there is nothing to retry). A pending payment is checked again in the
+        background, as after any callback.
+        """
+        pending: list[tuple[Provider, AcceptedCall]] = []
+        made = 0
+        with self.store.accepted_batch(limit) as batch:
+            # Locks are taken in one order (transaction, then arrival), so two batches never wait
+            # on each other in a circle; one transaction's calls stay in the order they came.
+            for accepted in sorted(batch.calls, key=lambda c: (c.provider, c.state.lock_key, c.id)):
+                provider = self.registry.get(accepted.provider)
+                if provider is None:
+                    batch.finish(accepted, outcome="unknown_provider", event_id=None)
+                    log.error("accepted call %s of %s cannot be reconciled: the provider is no longer configured",
+                              accepted.id, accepted.provider)
+                    continue
+                tx = batch.locked(provider.name, accepted.state.lock_key)
+                made += self._reconcile_accepted_call(provider, tx, batch, accepted, pending)
+        self._after_accepted(pending, made)
+        return len(batch.calls)
+
+    def _catch_up(self, provider: Provider, tx: Locked) -> tuple[list[tuple[Provider, AcceptedCall]], int]:
+        """Reconcile the transaction's accepted calls first, in the order they came, so that what
+        reconciles it now (a return, a re-check) comes after them as it did in time: those left
+        pending, and how many events they made."""
+        pending: list[tuple[Provider, AcceptedCall]] = []
+        batch = self.store.accepted_of(tx)
+        made = sum(self._reconcile_accepted_call(provider, tx, batch, accepted, pending) for accepted in batch.calls)
+        return pending, made
+
+    def _reconcile_accepted_call(self, provider: Provider, tx: Locked, batch: AcceptedBatch, accepted: AcceptedCall,
+                                 pending: list[tuple[Provider, AcceptedCall]]) -> int:
+        """Apply one accepted call to its locked transaction, as its own reconciliation would have;
+        how many events it made. A payment left pending is added to ``pending``."""
+        try:
+            _, events, _ = self._apply(
+                tx, accepted.state, None, lambda outcome, event_id: batch.finish(accepted, outcome=outcome,
+                                                                                 event_id=event_id),
+                source="callback", inbound_call_id=lambda: accepted.id, received_at=accepted.received_at)
+        except (ValueError, TypeError):
+            log.exception("%s: accepted call %s has a state the ledger cannot use", provider.name, accepted.id)
+            batch.finish(accepted, outcome="unusable_content", event_id=None)
+            return 0
+        if (tx.current.status if tx.current else accepted.state.status) == "pending":
+            pending.append((provider, accepted))
+        return len(events)
+
+    def _after_accepted(self, pending: list[tuple[Provider, AcceptedCall]], made: int) -> None:
+        """Once committed: have pending payments checked again, as after any callback; wake the deliveries."""
+        for provider, accepted in pending:
+            self._defer(provider, accepted.trigger, route="callback", peer=accepted.peer, call_id=accepted.id)
+        if made:
+            self.on_new_work()
 
     # -- background re-checks ----------------------------------------------------------------------
 

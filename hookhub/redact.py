@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -93,9 +93,13 @@ class Redactor:
 
     def mapping(self, data: Mapping) -> dict:
         """A deep copy of ``data`` whose string values hold no configured secret."""
+        # One search over all the strings first: most provider answers hold no secret, and a
+        # search of their joined text costs far less than a substitution in each string.
+        found = self._pattern is not None and self._pattern.search("\x00".join(_strings(data))) is not None
+
         def clean(value: Any) -> Any:
             if isinstance(value, str):
-                return self.secrets_only(value)
+                return self.secrets_only(value) if found else value
             if isinstance(value, Mapping):
                 return {k: clean(v) for k, v in value.items()}
             if isinstance(value, list):
@@ -118,6 +122,18 @@ class Redactor:
                 value = f"{scheme} {REDACTED}".strip()
             out[name] = self.secrets_only(value)
         return out
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in ``value``, however deeply nested in mappings and lists."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
 
 
 def _keep_label(match: re.Match[str]) -> str:
@@ -143,7 +159,9 @@ class SecretFilter(logging.Filter):
         record.msg, record.args = self.redactor.text(record.getMessage()), None
         fields = getattr(record, "hookhub", None)  # an inbound call's fields, for structured output
         if isinstance(fields, dict):
-            record.hookhub = {k: self.redactor.text(v) if isinstance(v, str) else v for k, v in fields.items()}
+            texts = [v for v in fields.values() if isinstance(v, str)]
+            if self.redactor.text("\x00".join(texts)) != "\x00".join(texts):  # rarely: then field by field
+                record.hookhub = {k: self.redactor.text(v) if isinstance(v, str) else v for k, v in fields.items()}
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:

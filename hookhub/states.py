@@ -205,7 +205,9 @@ class TransactionState:
 
 
 def _plain(value: Any) -> dict[str, Any]:
-    data = dataclasses.asdict(value)
+    # Field by field, not ``dataclasses.asdict``: that deep-copies ``raw``, which every accepted
+    # callback would pay for; the values are only read.
+    data = {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
     data["occurred_at"] = value.occurred_at.isoformat() if value.occurred_at else None
     return data
 

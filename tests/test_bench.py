@@ -24,10 +24,16 @@ def test_a_short_benchmark_run_is_consistent(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     figures = json.loads(figures_file.read_text())
     callbacks, returns = figures["callbacks"], figures["moncash_returns"]
-    for load in (callbacks["baseline"], callbacks["hookhub"]):
+    loads = [load for receiver in callbacks["receivers"].values() for load in receiver.values()]
+    assert {(name, wc) for name, receiver in callbacks["receivers"].items() for wc in receiver} == {
+        (name, wc) for name in ("bare", "durable") for wc in ("sync", "gthread")}
+    for load in (*loads, callbacks["hookhub"]):
         assert load["requests"] > 0 and load["other"] == 0 and load["repeats"] == 0
+    assert set(callbacks["ratios"]) == {"bare", "durable"} and all(r > 0 for r in callbacks["ratios"].values())
+    paced = callbacks["paced"]
+    assert paced["errors"] == 0 and paced["statuses"] == {"2xx": paced["sent"]} and paced["p99_ms"] > 0
     assert callbacks["consistent"] and callbacks["monri_events"] >= callbacks["accepted"] > 0
-    assert callbacks["drained_seconds"] is not None  # every delivery was made
+    assert callbacks["drained_seconds"] is not None  # every answered call reconciled, every delivery made
     assert returns["other"] == 0 and returns["status_3xx"] == returns["requests"]
     assert returns["consistent"] and returns["refused"] == 0
     assert 1 <= returns["token_requests"] <= figures["settings"]["workers"]  # one per worker, not per call

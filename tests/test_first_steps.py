@@ -143,7 +143,7 @@ def test_sandbox_serve_simulate_and_see_what_happened(shop):
     calls = [e for e in entries if "outcome" in e]
     assert sorted((e["provider"], e["route"], e["outcome"], e["status"]) for e in calls) == [
         ("moncash", "return", "event", 303), ("moncash", "return", "event", 303),
-        ("monext", "callback", "event", 200), ("monri", "callback", "event", 200)]
+        ("monext", "callback", "event", 200), ("monri", "callback", "accepted", 200)]
     assert all(e["transaction"] and e["latency_ms"] > 0 for e in calls)
     assert "sandbox-client-secret" not in output and "sandbox-monri-merchant-key" not in output
 

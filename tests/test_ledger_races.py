@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -61,6 +62,10 @@ def test_any_interleaving_and_repetition_books_the_same_ledger(server, monri_ser
     with ThreadPoolExecutor(max_workers=2) as pool:
         answers = list(pool.map(lambda stream: [notify(host, monri_server, order_number, i) for i in stream], streams))
     assert {code for codes in answers for code in codes} == {200}
+    deadline = time.monotonic() + 30
+    while store.count_accepted():  # answered on record; the servers reconcile them right after
+        assert time.monotonic() < deadline, "answered callbacks were not reconciled"
+        time.sleep(0.05)
     [payment] = store.payment_ledgers("monri", order_number)
     assert payment["totals"] == {"authorized": 6000, "captured": 6000, "refunded": 1500}
     events = [(e.type, e.transaction_id, e.amount) for e in payment["events"]]

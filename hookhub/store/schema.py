@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import (BigInteger, Boolean, Column, DateTime, ForeignKey, Index, Integer, LargeBinary, MetaData,
-                        String, Table, Text, UniqueConstraint)
+                        String, Table, Text, UniqueConstraint, text)
 from sqlalchemy.types import TypeDecorator
 
 from .. import jsonutil
@@ -72,7 +72,12 @@ inbound_calls = Table(
     Column("refused", Boolean),
     Column("body_size", Integer),
     Column("body_sha256", String(64)),
+    # A callback answered before its reconciliation keeps the verified state it carried until it is
+    # reconciled (``hookhub.store.accepted``); NULL for every other call.
+    Column("accepted_state", JSONText),
     Index("ix_inbound_calls_received_at", "received_at"),
+    Index("ix_inbound_calls_accepted", "id", sqlite_where=text("accepted_state IS NOT NULL"),
+          postgresql_where=text("accepted_state IS NOT NULL")),
     Index("ix_inbound_calls_provider_reference", "provider", "reference"),
 )
 

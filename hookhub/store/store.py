@@ -27,8 +27,10 @@ from ..errors import StoreUnavailable
 from ..events import Event
 from ..ledger import APPROVAL_KEY, Ledger, Plan, Recorded, Totals, plan
 from ..states import Movement, TransactionState
-from . import schema
+from . import fast, schema
 from .engine import LOCK_WAIT, WRITE, make_engine
+from .accepted import Accepted
+from .group import WriteGroups
 from .jobs import Jobs, Workers, utcnow
 from .listing import Ledgers, Listing, event_from_row
 
@@ -156,28 +158,27 @@ class Locked:
             values["last_event_id"] = events[-1].id
         if self._pk is None:
             values.setdefault("last_event_id", None)
-            self._pk = self._conn.execute(
-                _INSERT_TRANSACTION, dict(provider=self.provider, key=self.key, created_at=now, **values)
-            ).inserted_primary_key[0]
+            self._pk = fast.execute(self._conn, _INSERT_TRANSACTION,
+                                    dict(provider=self.provider, key=self.key, created_at=now, **values))
         else:
-            self._conn.execute(_UPDATE_TRANSACTION, {"p_id": self._pk, **values})
+            fast.execute(self._conn, _UPDATE_TRANSACTION, {"p_id": self._pk, **values})
         if events:
-            self._conn.execute(_INSERT_EVENT, [dict(
+            fast.execute_many(self._conn, _INSERT_EVENT, [dict(
                 transaction_pk=self._pk, inbound_call_id=inbound_call_id, movement_key=p.movement_key,
                 **{f.name: getattr(e, f.name) for f in dataclasses.fields(Event)},
             ) for e, p in zip(events, planned.events)])
         event_of = {p.movement_key: e.id for e, p in zip(events, planned.events) if p.movement_key}
         if planned.new:
-            self._conn.execute(_INSERT_MOVEMENT, [dict(
+            fast.execute_many(self._conn, _INSERT_MOVEMENT, [dict(
                 transaction_pk=self._pk, movement_key=r.key, kind=r.movement.kind, provider_id=r.movement.id,
                 amount=r.movement.amount, currency=r.movement.currency or state.currency,
                 occurred_at=r.movement.occurred_at, status="booked" if r.booked else "held", note=r.note,
                 event_id=event_of.get(r.key), mismatch=int(r.mismatch), recorded_at=now) for r in planned.new])
         for r in planned.released:
-            self._conn.execute(_BOOK_MOVEMENT, {"p_id": r.pk, "status": "booked", "note": None,
+            fast.execute(self._conn, _BOOK_MOVEMENT, {"p_id": r.pk, "status": "booked", "note": None,
                                                 "event_id": event_of.get(r.key), "mismatch": int(r.mismatch)})
         if handlers and events:
-            self._conn.execute(_INSERT_DELIVERY, [
+            fast.execute_many(self._conn, _INSERT_DELIVERY, [
                 dict(event_id=e.id, handler=h, status="pending", attempts=0, next_attempt_at=schema.DUE_NOW, updated_at=now)
                 for e in events for h in handlers
             ])
@@ -256,12 +257,12 @@ def _save_call(conn: Connection, call: InboundCall, redactor: redact.Redactor, *
             row["provider"] = "unknown"
         if refused:
             row.update(_refused_fields(call, row))
-        return conn.execute(_INSERT_CALL, {**row, **fields}).inserted_primary_key[0]
+        return fast.execute(conn, _INSERT_CALL, {**row, **fields})
     if refused:
         fields.update(_refused_fields(call, {"headers": redactor.headers(call.headers.items()),
                                              # a little more, so that no secret is cut in two
                                              "body": redactor.body(call.body[:2 * REFUSED_BODY_BYTES])}))
-    conn.execute(_UPDATE_CALL, {"p_id": call.id, **fields})
+    fast.execute(conn, _UPDATE_CALL, {"p_id": call.id, **fields})
     return call.id
 
 
@@ -286,13 +287,16 @@ class ProviderMemo:
                 value=value, updated_at=now))
 
 
-class Store(Listing, Ledgers, Jobs, Workers):
+class Store(Listing, Ledgers, Jobs, Workers, Accepted):
     # Every text kept from outside (calls, provider answers, errors) goes through it; the hub sets it.
     redactor: redact.Redactor = redact.NOTHING
 
     def __init__(self, url: str, *, timeout: float = 5.0, pool_size: int = 5):
         self.engine = make_engine(url, timeout=timeout, pool_size=pool_size)
         self.dialect = self.engine.dialect.name
+        self.timeout = timeout
+        # SQLite's writers of this process share commits; PostgreSQL's server groups them itself.
+        self._groups = WriteGroups(self._begin_write) if self.dialect == "sqlite" else None
         self._insert_lock = self._dialect_insert(_locks).on_conflict_do_nothing()
 
     def serialize_schema_changes(self, conn: Connection) -> None:
@@ -311,9 +315,22 @@ class Store(Listing, Ledgers, Jobs, Workers):
         """The durable memo of ``provider``."""
         return ProviderMemo(self, provider)
 
+    def _begin_write(self, lock_wait: float | None) -> tuple[Connection, Any]:
+        """A connection and its begun write transaction (on SQLite, holding the write lock)."""
+        conn = self.engine.connect().execution_options(**{WRITE: True, LOCK_WAIT: lock_wait})
+        try:
+            return conn, conn.begin()
+        except BaseException:
+            conn.close()
+            raise
+
     @contextmanager
     def _connection(self, write: bool, lock_wait: float | None = None) -> Iterator[Connection]:
         try:
+            if write and self._groups is not None:
+                with self._groups.write(self.timeout, lock_wait) as conn:
+                    yield conn
+                return
             with self.engine.connect() as conn:
                 if write:
                     conn = conn.execution_options(**{WRITE: True, LOCK_WAIT: lock_wait})
@@ -373,12 +390,16 @@ class Store(Listing, Ledgers, Jobs, Workers):
         their blocks one after the other.
         """
         with self._write() as conn:
-            if self.dialect != "sqlite":  # SQLite's write transaction already holds the whole database
-                # Concurrent inserts of one new key wait for each other and leave one row, which the
-                # second statement then locks: a row lock, held until commit.
-                conn.execute(self._insert_lock, {"provider": provider, "key": key})
-                conn.execute(_LOCK_ROW, {"p_provider": provider, "p_key": key}).one()
-            yield Locked(conn, provider, key, self.redactor)
+            yield self._lock_transaction(conn, provider, key)
+
+    def _lock_transaction(self, conn: Connection, provider: str, key: str) -> Locked:
+        """Take the per-transaction lock for ``(provider, key)`` in ``conn``'s transaction, until it ends."""
+        if self.dialect != "sqlite":  # SQLite's write transaction already holds the whole database
+            # Concurrent inserts of one new key wait for each other and leave one row, which the
+            # second statement then locks: a row lock, held until commit.
+            conn.execute(self._insert_lock, {"provider": provider, "key": key})
+            conn.execute(_LOCK_ROW, {"p_provider": provider, "p_key": key}).one()
+        return Locked(conn, provider, key, self.redactor)
 
     def get_transaction(self, provider: str, key: str) -> TransactionRecord | None:
         with self._read() as conn:

@@ -1,0 +1,140 @@
+"""Accepted callbacks: signed callbacks answered once on record, reconciled right after in batches.
+
+A callback whose verified content is the provider's whole state (a signed Monri callback, say)
+needs nothing outside hookhub to be judged, so it is answered as soon as it is durably recorded
+with that state (``accept_call``). The background work reconciles what was accepted, oldest first,
+many calls in one database transaction (``accepted_batch``), exactly as the call would have been
+reconciled on its own: the same per-transaction lock, the same ledger, one event per real change.
+The state is kept with the call until then, so a process that dies between the answer and the
+reconciliation loses nothing: any process reconciles it later. Mixed into ``Store``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, func, select, update
+
+from ..calls import InboundCall, Trigger
+from ..states import TransactionState
+from . import fast, schema
+
+_calls = schema.inbound_calls
+
+ACCEPTED = "accepted"  # a call's outcome while its reconciliation is pending
+
+
+@dataclasses.dataclass(frozen=True)
+class AcceptedCall:
+    """A callback answered before it was reconciled, and the verified state it carried."""
+
+    id: int
+    provider: str
+    received_at: datetime
+    peer: str
+    trigger: Trigger  # its ``state`` set: what the call said, verified
+
+    @property
+    def state(self) -> TransactionState:
+        assert self.trigger.state is not None
+        return self.trigger.state
+
+
+_PENDING = (select(_calls.c.id, _calls.c.provider, _calls.c.received_at, _calls.c.peer, _calls.c.accepted_state)
+            .where(_calls.c.accepted_state.is_not(None)).order_by(_calls.c.id).limit(bindparam("p_limit")))
+# One transaction's calls: found by the reference they named, which is the transaction's key for
+# every built-in provider (a call whose plugin names it otherwise waits for the next batch).
+_OF_TRANSACTION = (select(_calls.c.id, _calls.c.provider, _calls.c.received_at, _calls.c.peer, _calls.c.accepted_state)
+                   .where(_calls.c.provider == bindparam("p_provider"), _calls.c.reference == bindparam("p_reference"),
+                          _calls.c.accepted_state.is_not(None)).order_by(_calls.c.id))
+_INSERT = _calls.insert()
+_RECONCILED = (update(_calls).where(_calls.c.id == bindparam("p_id"))
+               .values(accepted_state=None, outcome=bindparam("outcome"), event_id=bindparam("event_id")))
+
+
+def _trigger(kept: dict[str, Any]) -> Trigger:
+    return Trigger(kept["reference"], context=kept.get("context") or {},
+                   state=TransactionState.from_plain(kept["state"]))
+
+
+class AcceptedBatch:
+    """Accepted calls being reconciled in one database transaction."""
+
+    def __init__(self, conn: Connection, calls: list[AcceptedCall],
+                 lock: Callable[[Connection, str, str], Any]):
+        self._conn = conn
+        self._lock = lock
+        self.calls = calls
+
+    def finish(self, call: AcceptedCall, *, outcome: str, event_id: str | None) -> None:
+        """Record what reconciling ``call`` came to; it is no longer pending."""
+        fast.execute(self._conn, _RECONCILED, {"p_id": call.id, "outcome": outcome, "event_id": event_id})
+
+    def locked(self, provider: str, key: str) -> Any:
+        """The transaction ``(provider, key)``, locked until the batch commits (``store.Locked``)."""
+        return self._lock(self._conn, provider, key)
+
+
+class Accepted:
+    dialect: str
+    redactor: Any
+
+    def _write(self) -> AbstractContextManager[Connection]:
+        raise NotImplementedError
+
+    def _read(self) -> AbstractContextManager[Connection]:
+        raise NotImplementedError
+
+    def _lock_transaction(self, conn: Connection, provider: str, key: str) -> Any:
+        raise NotImplementedError
+
+    def accept_call(self, call: InboundCall, *, status_code: int, trigger: Trigger) -> int:
+        """Durably record a verified callback with what it says (``trigger``, its ``state`` set), to be
+        reconciled later; its id."""
+        from .store import _call_row  # the store module imports this one
+
+        assert trigger.state is not None
+        with self._write() as conn:
+            return fast.execute(conn, _INSERT, {
+                **_call_row(call, self.redactor), "outcome": ACCEPTED, "status_code": status_code,
+                "reference": trigger.reference, "accepted_state": {
+                    "reference": trigger.reference, "context": trigger.context, "state": trigger.state.to_plain()},
+            })
+
+    @contextmanager
+    def accepted_batch(self, limit: int) -> Iterator[AcceptedBatch]:
+        """Up to ``limit`` accepted calls, oldest first, in one write transaction that commits when the
+        block ends. The transaction holds them (SQLite's write lock; row locks on PostgreSQL, where
+        calls another process's batch holds are skipped), so no call is reconciled twice."""
+        statement = _PENDING.with_for_update(skip_locked=True) if self.dialect == "postgresql" else _PENDING
+        with self._write() as conn:
+            rows = conn.execute(statement, {"p_limit": limit}).all()
+            calls = [AcceptedCall(row.id, row.provider, row.received_at, row.peer, _trigger(row.accepted_state))
+                     for row in rows]
+            yield AcceptedBatch(conn, calls, self._lock_transaction)
+
+    def accepted_of(self, tx: Any) -> AcceptedBatch:
+        """The accepted calls of the transaction ``tx`` holds locked (``store.Locked``), oldest first,
+        in its database transaction: for whoever reconciles that transaction to take first, in the
+        order they came. Calls another process's batch holds are left to it (PostgreSQL)."""
+        statement = _OF_TRANSACTION.with_for_update(skip_locked=True) if self.dialect == "postgresql" else _OF_TRANSACTION
+        conn = tx._conn
+        rows = conn.execute(statement, {"p_provider": tx.provider, "p_reference": tx.key}).all()
+        calls = [AcceptedCall(row.id, row.provider, row.received_at, row.peer, _trigger(row.accepted_state))
+                 for row in rows]
+        return AcceptedBatch(conn, [c for c in calls if c.state.lock_key == tx.key], self._lock_transaction)
+
+    def has_accepted(self) -> bool:
+        """Whether any accepted call waits for its reconciliation (a read: it takes no write lock)."""
+        with self._read() as conn:
+            return conn.execute(select(_calls.c.id).where(_calls.c.accepted_state.is_not(None)).limit(1)).first() \
+                is not None
+
+    def count_accepted(self) -> int:
+        with self._read() as conn:
+            return conn.execute(select(func.count()).select_from(_calls).where(
+                _calls.c.accepted_state.is_not(None))).scalar_one()

@@ -1,0 +1,186 @@
+"""Signed callbacks answered once on record and reconciled right after, in batches: nothing lost, nothing doubled."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from conftest import Recorder, drain, hub_of
+from hookhub import hookimpl
+from servers import Gunicorn
+from test_monri_flow import callback_body, post_signed
+
+
+
+def test_a_signed_callback_is_answered_on_record_and_its_event_made_right_after(make_app, monri):
+    recorder = Recorder()
+    app = make_app(plugins=[recorder])
+    hub = hub_of(app)
+    response = post_signed(app.test_client(), monri, callback_body())
+    assert response.status_code == 200
+    [call] = hub.store.list_calls()
+    assert (call["outcome"], call["status_code"], call["event_id"]) == ("accepted", 200, None)
+    assert hub.store.count_accepted() == 1 and hub.store.list_events() == []
+
+    drain(app)
+    [event] = recorder.events
+    [call] = hub.store.list_calls()
+    assert (call["outcome"], call["event_id"], call["reference"]) == ("event", event.id, "0d4546c748b9c4f")
+    assert (event.type, event.source, event.amount, event.transaction_id) == ("payment.approved", "callback", 100,
+                                                                               "996660")
+    assert event.received_at == call["received_at"]  # the call's own time, not the reconciliation's
+    assert hub.store.get_call(call["id"])["accepted_state"] is None and hub.store.count_accepted() == 0
+
+
+def test_one_payments_callbacks_are_reconciled_in_the_order_they_came(make_app, monri):
+    """An approval, the same approval again, then its refund, all answered before any is reconciled."""
+    recorder = Recorder()
+    app = make_app(plugins=[recorder])
+    client = app.test_client()
+    for body in (callback_body(), callback_body(),
+                 callback_body(id=996661, status="approved", transaction_type="refund", amount=40)):
+        assert post_signed(client, monri, body).status_code == 200
+    assert hub_of(app).pipeline.reconcile_accepted() == 3
+    outcomes = [c["outcome"] for c in sorted(hub_of(app).store.list_calls(), key=lambda c: c["id"])]
+    assert outcomes == ["event", "duplicate", "event"]
+    drain(app)
+    assert [e.type for e in recorder.events] == ["payment.approved", "payment.refunded"]
+    assert recorder.events[-1].totals == {"authorized": 100, "captured": 100, "refunded": 40}
+
+
+def test_callbacks_wait_for_their_reconciliation_where_the_shop_judges_payments(make_app, monri):
+    """With a ``hookhub_expected_payment`` hook, a callback's answer says what the shop's judgement
+    came to, so it is reconciled before the answer, as with ``HOOKHUB_ANSWER_ON_RECORD`` off."""
+
+    class Expects:
+        @hookimpl
+        def hookhub_expected_payment(self, provider, order_id):
+            return (100, "EUR")
+
+    for app in (make_app(plugins=[Expects()]), make_app({"HOOKHUB_ANSWER_ON_RECORD": False})):
+        assert post_signed(app.test_client(), monri, callback_body()).status_code == 200
+        [call] = hub_of(app).store.list_calls()
+        assert call["outcome"] == "event" and hub_of(app).store.count_accepted() == 0
+
+
+def test_refused_callbacks_are_never_accepted(make_app, monri):
+    app = make_app()
+    client = app.test_client()
+    raw = json.dumps(callback_body()).encode()
+    assert client.post("/hooks/monri", data=raw, headers={"Authorization": "WP3-callback " + "0" * 128}).status_code == 401
+    assert hub_of(app).store.count_accepted() == 0
+    assert [c["outcome"] for c in hub_of(app).store.list_calls()] == ["invalid_signature"]
+
+
+@pytest.mark.databases("sqlite", "postgresql")
+def test_batches_of_two_processes_reconcile_each_call_once(make_app, monri, database, tmp_path):
+    """Two processes reconcile the same backlog at once, on one store: each call once, one event each."""
+    shared = {"HOOKHUB_DATABASE_URL": database or f"sqlite:///{tmp_path / 'shared.sqlite'}"}
+    first, second = make_app(shared), make_app(shared)
+    client = first.test_client()
+    for n in range(60):
+        assert post_signed(client, monri, callback_body(id=7000 + n, order_number=f"two-{n}")).status_code == 200
+    # Every third order's callback comes twice: a duplicate must stay a duplicate across batches.
+    for n in range(0, 60, 3):
+        assert post_signed(client, monri, callback_body(id=7000 + n, order_number=f"two-{n}")).status_code == 200
+    start = threading.Barrier(2)
+
+    def reconcile(app):
+        start.wait()
+        done = 0
+        while (batch := hub_of(app).pipeline.reconcile_accepted(limit=7)):
+            done += batch
+        return done
+
+    with ThreadPoolExecutor(2) as pool:
+        done = list(pool.map(reconcile, (first, second)))
+    store = hub_of(first).store
+    assert sum(done) == 80 and store.count_accepted() == 0
+    events = store.list_events(limit=1000)
+    assert sorted(e.order_id for e in events) == sorted(f"two-{n}" for n in range(60))
+    outcomes = [c["outcome"] for c in store.list_calls(limit=1000)]
+    assert (outcomes.count("event"), outcomes.count("duplicate")) == (60, 20)
+
+
+def test_calls_answered_before_the_process_died_are_reconciled_after_it(tmp_path, moncash, monri, monext):
+    """Every worker is killed after answering calls it never reconciled (its background work is
+    off): the next server makes each answered call's event from the record, exactly once."""
+    env = {"HOOKHUB_SCHEDULER": "false"}
+    server = Gunicorn(tmp_path, moncash, monri, monext, workers=2, env=env, serve=True)
+    orders = [f"killed-{n:03d}" for n in range(40)]
+
+    def fire(n_order):
+        n, order = n_order
+        raw = json.dumps(callback_body(id=8000 + n, order_number=order)).encode()
+        return requests.post(f"{server.url}/hooks/monri", data=raw, headers=monri.callback_headers(raw),
+                             timeout=20).status_code
+
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            assert set(pool.map(fire, enumerate(orders))) == {200}
+        with server.store() as store:
+            assert store.count_accepted() == len(orders) and store.list_events() == []
+    finally:
+        server.kill_everything()
+
+    restarted = Gunicorn(tmp_path, moncash, monri, monext, workers=2, log_name="restarted.log", serve=True)
+    try:
+        delivered = restarted.wait_for_deliveries(len(orders))
+        assert sorted(e["order_id"] for e in delivered) == orders
+        with restarted.store() as store:
+            assert store.count_accepted() == 0
+            assert sorted(e.order_id for e in store.list_events(limit=1000)) == orders
+    finally:
+        restarted.close()
+
+
+def test_workers_killed_under_load_between_answer_and_reconciliation_lose_nothing(tmp_path, moncash, monri, monext):
+    """Under a steady load of signed callbacks, workers are killed again and again, so some die
+    between answering calls and reconciling them: after a restart, every call answered 2xx has
+    exactly its one event."""
+    server = Gunicorn(tmp_path, moncash, monri, monext, workers=2, serve=True)
+    orders = [f"load-{n:04d}" for n in range(400)]
+
+    def fire(n_order):
+        n, order = n_order
+        raw = json.dumps(callback_body(id=9000 + n, order_number=order)).encode()
+        try:
+            response = requests.post(f"{server.url}/hooks/monri", data=raw, headers=monri.callback_headers(raw),
+                                     timeout=20)
+        except requests.RequestException:
+            return order, None  # the worker died under this request: Monri would call again
+        return order, response.status_code
+
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            futures = [pool.submit(fire, item) for item in enumerate(orders)]
+            for _ in range(4):
+                time.sleep(0.3)
+                for pid in server.workers():
+                    os.kill(pid, signal.SIGKILL)
+            results = [f.result() for f in futures]
+        answered = {order for order, status in results if status == 200}
+        assert len(answered) >= len(orders) // 4
+    finally:
+        server.kill_everything()
+
+    restarted = Gunicorn(tmp_path, moncash, monri, monext, workers=2, log_name="restarted.log", serve=True)
+    try:
+        deadline = time.monotonic() + 60
+        with restarted.store() as store:
+            while store.count_accepted():
+                assert time.monotonic() < deadline, "answered calls were not all reconciled after the restart"
+                time.sleep(0.2)
+            events = store.list_events(limit=10_000)
+        by_order = [e.order_id for e in events]
+        assert len(by_order) == len(set(by_order))  # never two events for one order
+        assert answered <= set(by_order)  # and every answered call has its event
+    finally:
+        restarted.close()
