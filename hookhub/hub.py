@@ -56,7 +56,7 @@ def _after_fork_in_child() -> None:
         hub.scheduler.after_fork_in_child()
         hub.heartbeat.after_fork_in_child()
         # Database connections must never be shared across a fork: the child opens its own.
-        hub.store.engine.dispose(close=False)
+        hub.store.after_fork_in_child()
 
 
 os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
@@ -234,15 +234,17 @@ class Hub:
         with providers (re-checks and watches), then due deliveries; how many jobs ran."""
         if not self.store_ready():
             return 0
-        done = 0
         providers = list(self.registry.enabled)
         owner = self.heartbeat.ensure_started()
-        # Callbacks already answered come first: their events are what the merchant waits for.
-        while done < ROUND_LIMIT and self.store.has_accepted():
-            reconciled = self.pipeline.reconcile_accepted(limit=min(ACCEPTED_BATCH, ROUND_LIMIT - done))
-            if not reconciled:  # another process's batch holds them
+        # Callbacks already answered come first (their events are what the merchant waits for), in
+        # a share of their own: a backlog of them never holds up checks and deliveries.
+        reconciled = 0
+        while reconciled < ROUND_LIMIT and self.store.has_accepted(providers):
+            taken = self.pipeline.reconcile_accepted(limit=min(ACCEPTED_BATCH, ROUND_LIMIT - reconciled))
+            if not taken:  # another process's batch holds them
                 break
-            done += reconciled
+            reconciled += taken
+        done = 0
         while done < ROUND_LIMIT // 2:  # checks never take the whole round: deliveries get theirs
             job = self.store.claim_verification(providers, lease=self.lease, claimed_by=owner)
             if job is None:
@@ -254,6 +256,7 @@ class Hub:
             if not attempted:
                 break
             done += attempted
+        done += reconciled
         self._housekeeping()
         return done
 

@@ -28,7 +28,7 @@ from .ledger import Plan, approval_of
 from .outbound import NONCE_PARAM
 from .states import TransactionState, is_settled
 from .store import Locked, Store, VerificationJob, new_event_id, utcnow
-from .store.accepted import ACCEPTED, AcceptedBatch, AcceptedCall
+from .store.accepted import ACCEPTED, RETRY_SECONDS as ACCEPTED_RETRY_SECONDS, AcceptedBatch, AcceptedCall, AttemptFailed
 
 log = logging.getLogger("hookhub")
 
@@ -396,11 +396,13 @@ class Pipeline:
 
     def _apply(self, tx: Locked, state: TransactionState, expected: dict | None,
                record_call: Callable[[str, str | None], None], *, source: str,
-               inbound_call_id: Callable[[], int | None], received_at: datetime) -> tuple[Plan, list[Event], Event | None]:
+               inbound_call_id: Callable[[], int | None], received_at: datetime,
+               planned: Plan | None = None) -> tuple[Plan, list[Event], Event | None]:
         """Plan ``state`` against the locked transaction, have the call recorded with its outcome
-        (``record_call(outcome, event_id)``, before the events that name it) and record the plan:
+        (``record_call(outcome, event_id)``, before the events that name it) and record the plan
+        (``planned``, when already made):
         (the plan, the events it made, the event holding the transaction's state now)."""
-        planned = tx.plan(state, expected=expected)
+        planned = planned or tx.plan(state, expected=expected)
         event_ids = [new_event_id() for _ in planned.events]
         latest = None if event_ids or planned.outcome == "held" else tx.latest_event()
         record_call(planned.outcome, event_ids[-1] if event_ids else (latest.id if latest else None))
@@ -429,28 +431,26 @@ class Pipeline:
 
     def reconcile_accepted(self, limit: int = ACCEPTED_BATCH) -> int:
         """Reconcile callbacks answered before their reconciliation, oldest first, up to ``limit`` in
-        one database transaction, each exactly as it would have been on its own; how many.
+        one database transaction, each exactly as it would have been on its own; how many were taken.
 
-        A call whose state the ledger cannot use is recorded as ``unusable_content`` (its provider
-        had its 2xx: there is nothing to retry). A pending payment is checked again in the
-        background, as after any callback.
+        Only calls of providers this process has are taken. A call whose state the ledger refuses
+        is recorded as ``unusable_content`` (its provider had its 2xx: there is nothing to retry); one
+        whose reconciliation fails otherwise is undone and put off, with the error on record, and
+        the rest go on. A pending payment is checked again in the background, as after any callback.
         """
         pending: list[tuple[Provider, AcceptedCall]] = []
         made = 0
-        with self.store.accepted_batch(limit) as batch:
+        with self.store.accepted_batch(list(self.registry.enabled), limit) as batch:
             # Locks are taken in one order (transaction, then arrival), so two batches never wait
             # on each other in a circle; one transaction's calls stay in the order they came.
             for accepted in sorted(batch.calls, key=lambda c: (c.provider, c.state.lock_key, c.id)):
                 provider = self.registry.get(accepted.provider)
-                if provider is None:
-                    batch.finish(accepted, outcome="unknown_provider", event_id=None)
-                    log.error("accepted call %s of %s cannot be reconciled: the provider is no longer configured",
-                              accepted.id, accepted.provider)
-                    continue
+                assert provider is not None  # the batch holds this process's providers' calls only
                 tx = batch.locked(provider.name, accepted.state.lock_key)
                 made += self._reconcile_accepted_call(provider, tx, batch, accepted, pending)
+            taken = len(batch.calls)
         self._after_accepted(pending, made)
-        return len(batch.calls)
+        return taken
 
     def _catch_up(self, provider: Provider, tx: Locked) -> tuple[list[tuple[Provider, AcceptedCall]], int]:
         """Reconcile the transaction's accepted calls first, in the order they came, so that what
@@ -466,13 +466,22 @@ class Pipeline:
         """Apply one accepted call to its locked transaction, as its own reconciliation would have;
         how many events it made. A payment left pending is added to ``pending``."""
         try:
-            _, events, _ = self._apply(
-                tx, accepted.state, None, lambda outcome, event_id: batch.finish(accepted, outcome=outcome,
-                                                                                 event_id=event_id),
-                source="callback", inbound_call_id=lambda: accepted.id, received_at=accepted.received_at)
+            planned = tx.plan(accepted.state)
         except (ValueError, TypeError):
             log.exception("%s: accepted call %s has a state the ledger cannot use", provider.name, accepted.id)
             batch.finish(accepted, outcome="unusable_content", event_id=None)
+            return 0
+        try:
+            with batch.attempt(accepted):
+                _, events, _ = self._apply(
+                    tx, accepted.state, None, lambda outcome, event_id: batch.finish(accepted, outcome=outcome,
+                                                                                     event_id=event_id),
+                    source="callback", inbound_call_id=lambda: accepted.id, received_at=accepted.received_at,
+                    planned=planned)
+        except AttemptFailed:
+            log.exception("%s: reconciling accepted call %s failed; it is tried again in %gs", provider.name,
+                          accepted.id, ACCEPTED_RETRY_SECONDS)
+            tx.reload()  # what the undone attempt wrote is gone
             return 0
         if (tx.current.status if tx.current else accepted.state.status) == "pending":
             pending.append((provider, accepted))
@@ -480,10 +489,14 @@ class Pipeline:
 
     def _after_accepted(self, pending: list[tuple[Provider, AcceptedCall]], made: int) -> None:
         """Once committed: have pending payments checked again, as after any callback; wake the deliveries."""
-        for provider, accepted in pending:
-            self._defer(provider, accepted.trigger, route="callback", peer=accepted.peer, call_id=accepted.id)
         if made:
             self.on_new_work()
+        for provider, accepted in pending:
+            try:
+                self._defer(provider, accepted.trigger, route="callback", peer=accepted.peer, call_id=accepted.id)
+            except StoreUnavailable as exc:  # the provider calls again when the state changes
+                log.warning("%s: pending payment %s of accepted call %s will not be checked again: %s",
+                            provider.name, accepted.trigger.reference, accepted.id, exc)
 
     # -- background re-checks ----------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+from sqlalchemy import text
 
 from conftest import Recorder, drain, hub_of
 from hookhub import hookimpl
@@ -184,3 +185,83 @@ def test_workers_killed_under_load_between_answer_and_reconciliation_lose_nothin
         assert answered <= set(by_order)  # and every answered call has its event
     finally:
         restarted.close()
+
+
+def _accept(app, monri, *orders):
+    client = app.test_client()
+    for n, order in enumerate(orders):
+        assert post_signed(client, monri, callback_body(id=6000 + n, order_number=order)).status_code == 200
+    return {c["reference"]: c["id"] for c in hub_of(app).store.list_calls()}
+
+
+def _keep_state(store, call_id, change):
+    """Change what a call's kept state says, as a bug or another version could have left it."""
+    with store._write() as conn:
+        kept = json.loads(conn.execute(text("SELECT accepted_state FROM inbound_calls WHERE id = :id"),
+                                       {"id": call_id}).scalar_one())
+        change(kept)
+        conn.execute(text("UPDATE inbound_calls SET accepted_state = :kept WHERE id = :id"),
+                     {"kept": json.dumps(kept), "id": call_id})
+
+
+def _due_now(store, call_id):
+    with store._write() as conn:
+        conn.execute(text("UPDATE inbound_calls SET accepted_retry_at = NULL WHERE id = :id"), {"id": call_id})
+
+
+def test_a_call_whose_reconciliation_fails_is_undone_and_put_off_while_the_rest_go_on(make_app, monri):
+    app = make_app()
+    store = hub_of(app).store
+    ids = _accept(app, monri, "ok-1", "breaks", "ok-2")
+    # The store refuses the event half way through the reconciliation (after the transaction's row).
+    with store._write() as conn:
+        conn.execute(text("CREATE TRIGGER refuse_breaks BEFORE INSERT ON events WHEN NEW.order_id = 'breaks' "
+                          "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"))
+    assert hub_of(app).pipeline.reconcile_accepted() == 3
+    assert sorted(e.order_id for e in store.list_events()) == ["ok-1", "ok-2"]
+    broken = store.get_call(ids["breaks"])
+    assert broken["outcome"] == "accepted" and "reconciliation failed" in broken["error"]
+    assert broken["accepted_retry_at"] is not None and broken["accepted_state"] is not None
+    assert store.get_transaction("monri", "breaks") is None  # nothing of the failed attempt was kept
+    assert hub_of(app).pipeline.reconcile_accepted() == 0  # put off: not tried again at once
+
+    with store._write() as conn:
+        conn.execute(text("DROP TRIGGER refuse_breaks"))
+    _due_now(store, ids["breaks"])
+    drain(app)
+    assert sorted(e.order_id for e in store.list_events()) == ["breaks", "ok-1", "ok-2"]
+    assert (store.get_call(ids["breaks"])["outcome"], store.get_call(ids["breaks"])["error"]) == ("event", None)
+
+
+def test_a_kept_state_this_version_cannot_read_holds_up_nothing(make_app, monri):
+    app = make_app()
+    store = hub_of(app).store
+    ids = _accept(app, monri, "fine", "unreadable")
+    _keep_state(store, ids["unreadable"], lambda kept: kept["state"].update(status="no-such-status"))
+    drain(app)
+    assert [e.order_id for e in store.list_events()] == ["fine"]
+    assert "kept state unreadable" in store.get_call(ids["unreadable"])["error"]
+    assert store.count_accepted() == 1
+
+
+def test_a_process_without_the_provider_leaves_its_calls_to_one_that_has_it(make_app, monri, tmp_path):
+    shared = {"HOOKHUB_DATABASE_URL": f"sqlite:///{tmp_path / 'shared.sqlite'}"}
+    with_monri, without = make_app(shared), make_app(shared, with_monri=False)
+    ids = _accept(with_monri, monri, "elsewhere")
+    assert hub_of(without).pipeline.reconcile_accepted() == 0
+    drain(without)
+    assert hub_of(without).store.get_call(ids["elsewhere"])["outcome"] == "accepted"
+    drain(with_monri)
+    assert hub_of(with_monri).store.get_call(ids["elsewhere"])["outcome"] == "event"
+
+
+def test_pruning_keeps_calls_answered_and_not_yet_reconciled(make_app, monri):
+    from datetime import datetime, timedelta, timezone
+
+    app = make_app()
+    store = hub_of(app).store
+    ids = _accept(app, monri, "kept")
+    assert store.prune_calls(before=datetime.now(timezone.utc) + timedelta(days=1)) == 0
+    assert store.get_call(ids["kept"])["outcome"] == "accepted"
+    drain(app)
+    assert store.prune_calls(before=datetime.now(timezone.utc) + timedelta(days=1)) == 1

@@ -42,7 +42,7 @@ _cache_lock = threading.Lock()
 
 
 def _prepared(conn: Connection, statement: Executable, keys: tuple[str, ...], many: bool = False) -> _Prepared:
-    key = (id(statement), conn.dialect.name, keys, many)
+    key = (id(statement), f"{conn.dialect.name}+{conn.dialect.driver}", keys, many)
     prepared = _cache.get(key)
     if prepared is None:
         # Rows inserted many at a time are not read back: no RETURNING of their keys.

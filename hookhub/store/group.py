@@ -16,7 +16,6 @@ commits form the next one. PostgreSQL groups commits in the server and needs non
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -47,10 +46,11 @@ class WriteGroups:
     def __init__(self, open_transaction: Callable[[float | None], tuple[Connection, Any]]):
         """``open_transaction(lock_wait)`` gives a connection and its begun write transaction."""
         self._open = open_transaction
-        self._reset()
+        self.reset()
 
-    def _reset(self) -> None:
-        self._pid = os.getpid()
+    def reset(self) -> None:
+        """Start with no group and no waiters: in a forked child (``Store.after_fork_in_child``),
+        where the parent's threads, and the group one of them may have had open, do not exist."""
         self._cond = threading.Condition()
         self._busy = False  # a block, a begin or a commit is running on the group's connection
         self._waiting = 0  # writers waiting for their turn
@@ -58,8 +58,6 @@ class WriteGroups:
 
     @contextmanager
     def write(self, timeout: float, lock_wait: float | None = None) -> Iterator[Connection]:
-        if self._pid != os.getpid():  # a forked child starts with no group and no waiters
-            self._reset()
         group = self._take_turn(timeout if lock_wait is None else min(lock_wait, timeout))
         if group is None:  # no group open: this writer begins one
             try:
@@ -71,7 +69,11 @@ class WriteGroups:
             savepoint = False
         else:
             savepoint = True
-            self._savepoint(group, "SAVEPOINT hookhub_member")
+            try:
+                self._savepoint(group, "SAVEPOINT hookhub_member")
+            except BaseException as exc:
+                self._fail(group, exc)
+                raise
         group.members += 1
         try:
             yield group.conn
@@ -85,7 +87,7 @@ class WriteGroups:
                 self._fail(group, exc)
                 raise
         self._end_turn(group)
-        self._await(group, timeout)
+        self._await(group)
 
     # -- turns -------------------------------------------------------------------------------------
 
@@ -135,11 +137,12 @@ class WriteGroups:
                 self._busy = False
                 self._cond.notify_all()
 
-    def _await(self, group: _Group, timeout: float) -> None:
-        """Return once ``group`` is committed; raise what its commit raised."""
+    def _await(self, group: _Group) -> None:
+        """Return once ``group``'s commit has ended; raise what it raised. No time limit: the work
+        is in the group, so until the commit ends nobody can say whether it is stored, exactly
+        as a commit of its own would block (blocks never wait on anything outside the database)."""
         with self._cond:
-            if not self._cond.wait_for(lambda: group.done, timeout + MAX_SECONDS * 2):
-                raise StoreUnavailable("store unavailable: the shared commit did not end in time")
+            self._cond.wait_for(lambda: group.done)
         if group.error is not None:  # one exception object is not raised in several threads at once
             raise StoreUnavailable(str(group.error) if isinstance(group.error, StoreUnavailable)
                                    else f"store unavailable: the shared commit failed: {group.error}")

@@ -137,12 +137,12 @@ class Listing:
         with ``refused_only``, only calls refused with a 4xx. How many (would) go.
 
         A call whose verification is still pending is kept: the re-check records its outcome on
-        it. Events, transactions and deliveries are kept; an event's ``inbound_call_id`` may then
+        it; so is a call answered and not yet reconciled. Events, transactions and deliveries are kept; an event's ``inbound_call_id`` may then
         name a call that is gone. Deletes in batches, each its own short transaction, so a large
         prune never holds the store's write lock for long.
         """
         c, v = schema.inbound_calls, schema.verifications.c
-        conditions = [c.c.received_at < before, c.c.id.not_in(
+        conditions = [c.c.received_at < before, c.c.accepted_state.is_(None), c.c.id.not_in(
             select(v.inbound_call_id).where(v.status == "pending", v.inbound_call_id.is_not(None)))]
         if refused_only:
             conditions.append(or_(c.c.refused.is_(True),

@@ -75,6 +75,7 @@ inbound_calls = Table(
     # A callback answered before its reconciliation keeps the verified state it carried until it is
     # reconciled (``hookhub.store.accepted``); NULL for every other call.
     Column("accepted_state", JSONText),
+    Column("accepted_retry_at", UTCDateTime),  # set when its reconciliation failed: when to try again
     Index("ix_inbound_calls_received_at", "received_at"),
     Index("ix_inbound_calls_accepted", "id", sqlite_where=text("accepted_state IS NOT NULL"),
           postgresql_where=text("accepted_state IS NOT NULL")),

@@ -101,7 +101,11 @@ class Locked:
         self._redactor = redactor
         self.provider = provider
         self.key = key
-        row = conn.execute(_SELECT_TRANSACTION, {"p_provider": provider, "p_key": key}).first()
+        self.reload()
+
+    def reload(self) -> None:
+        """Read the transaction again (after a savepoint was rolled back, say)."""
+        row = self._conn.execute(_SELECT_TRANSACTION, {"p_provider": self.provider, "p_key": self.key}).first()
         self._pk: int | None = row.id if row else None
         self.current = _record_from_row(row) if row else None
 
@@ -310,6 +314,13 @@ class Store(Listing, Ledgers, Jobs, Workers, Accepted):
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def after_fork_in_child(self) -> None:
+        """Drop what a forked child must not share with its parent: connections, and the group of
+        writers one of the parent's threads may have had open."""
+        self.engine.dispose(close=False)
+        if self._groups is not None:
+            self._groups.reset()
 
     def memo(self, provider: str) -> ProviderMemo:
         """The durable memo of ``provider``."""

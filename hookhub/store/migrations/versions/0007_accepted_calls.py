@@ -17,6 +17,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("inbound_calls") as batch:
         batch.add_column(sa.Column("accepted_state", sa.Text))
+        batch.add_column(sa.Column("accepted_retry_at", sa.DateTime))
     # Only the few calls still waiting are indexed: the background work finds them at once in a store
     # of millions.
     op.create_index("ix_inbound_calls_accepted", "inbound_calls", ["id"],
@@ -27,4 +28,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_inbound_calls_accepted", "inbound_calls")
     with op.batch_alter_table("inbound_calls") as batch:
+        batch.drop_column("accepted_retry_at")
         batch.drop_column("accepted_state")
