@@ -21,13 +21,14 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, text, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import exc as sa_exc
 
 from ..calls import Trigger
 from ..events import Event
 from ..outbound import Watch
 from ..states import TransactionState
-from . import schema
+from . import fast, schema
 from .listing import event_from_row
 
 
@@ -70,7 +71,12 @@ class DeliveryResult:
 
 _d = schema.deliveries
 _SETTLE_DELIVERY = update(_d).where(_d.c.id == bindparam("p_id"), _d.c.lease_owner == bindparam("p_owner"))
-_START_DELIVERY = _SETTLE_DELIVERY.values(attempts=_d.c.attempts + 1)
+# An attempt starts only while its lease holds, by the database's clock (``p_now``).
+_START_DELIVERY = (update(_d).where(_d.c.id == bindparam("p_id"), _d.c.lease_owner == bindparam("p_owner"),
+                                    _d.c.lease_until > bindparam("p_now"))
+                   .values(attempts=_d.c.attempts + 1, started_at=bindparam("p_started_at")))
+_NOW = {"sqlite": "SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')",
+        "postgresql": "SELECT clock_timestamp() AT TIME ZONE 'UTC'"}
 _EVENTS = select(schema.events).where(schema.events.c.id.in_(bindparam("p_ids", expanding=True)))
 
 
@@ -94,10 +100,17 @@ class Jobs:
 
     def db_now(self, conn: Connection) -> datetime:
         """The database's clock, in UTC: the one every host agrees on."""
-        if self.dialect == "sqlite":
-            text_now = conn.execute(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).scalar_one()
-            return datetime.fromisoformat(text_now).replace(tzinfo=timezone.utc)
-        moment = conn.execute(text("SELECT clock_timestamp() AT TIME ZONE 'UTC'")).scalar_one()
+        # On the driver's cursor: every claim, start and renewal asks, and nothing in it needs more.
+        cursor = conn.connection.dbapi_connection.cursor()
+        try:
+            cursor.execute(_NOW[self.dialect])
+            moment = cursor.fetchone()[0]
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise sa_exc.DBAPIError.instance(_NOW[self.dialect], (), exc, conn.dialect.loaded_dbapi.Error) from exc
+        finally:
+            cursor.close()
+        if isinstance(moment, str):
+            moment = datetime.fromisoformat(moment)
         return moment.replace(tzinfo=timezone.utc)
 
     def _still_beating(self, conn: Connection, owner: str, now: datetime) -> bool:
@@ -148,9 +161,8 @@ class Jobs:
         False when it was lost (its process was frozen past its heartbeat, say)."""
         with self._write() as conn:
             now = self.db_now(conn)
-            result = conn.execute(_START_DELIVERY.where(_d.c.lease_until > now),
-                                  {"p_id": job.id, "p_owner": job.lease, "started_at": now})
-        return result.rowcount == 1
+            return fast.execute(conn, _START_DELIVERY, {"p_id": job.id, "p_owner": job.lease, "p_now": now,
+                                                        "p_started_at": now}) == 1
 
     def settle_deliveries(self, results: Sequence[DeliveryResult]) -> list[bool]:
         """Record how each attempt went, in one database transaction; False where the lease was lost."""
@@ -165,10 +177,9 @@ class Jobs:
                     values = {"status": "dead", "last_error": self.redactor.text(r.error)}
                 else:
                     values = {"next_attempt_at": r.retry_at, "last_error": self.redactor.text(r.error)}
-                result = conn.execute(_SETTLE_DELIVERY, {"p_id": r.job.id, "p_owner": r.job.lease, "lease_until": None,
-                                                         "lease_owner": None, "claimed_by": None, "updated_at": now,
-                                                         **values})
-                settled.append(result.rowcount == 1)
+                settled.append(fast.execute(conn, _SETTLE_DELIVERY, {
+                    "p_id": r.job.id, "p_owner": r.job.lease, "lease_until": None, "lease_owner": None,
+                    "claimed_by": None, "updated_at": now, **values}) == 1)
         return settled
 
     def delivery_succeeded(self, job: DeliveryJob) -> bool:
@@ -196,8 +207,8 @@ class Jobs:
         now = utcnow()
         with self._write() as conn:
             for job in jobs:
-                conn.execute(_SETTLE_DELIVERY, {"p_id": job.id, "p_owner": job.lease, "lease_until": None,
-                                                "lease_owner": None, "claimed_by": None, "updated_at": now})
+                fast.execute(conn, _SETTLE_DELIVERY, {"p_id": job.id, "p_owner": job.lease, "lease_until": None,
+                                                      "lease_owner": None, "claimed_by": None, "updated_at": now})
 
     # -- claims ----------------------------------------------------------------------------------
 
