@@ -13,6 +13,9 @@ Every request is a different, correctly signed call. Scenarios:
    verified against a fast local fake of MonCash's API (``fake_moncash.py``); how many OAuth token
    requests that took per 1000 verifications and per worker.
 3. ``memory``: resident memory of every hookhub worker after the loads.
+4. ``--seed ROWS``: the same with hookhub's store already holding ROWS paid callbacks with their
+   transactions, events, movements and deliveries (``grow.py``), and how long the operators'
+   listings take on it afterwards.
 
 Every server records on SQLite (WAL, ``synchronous=FULL``), or on PostgreSQL with ``--database``.
 Run it with ``bench/run`` (see the README); ``bench/run --help`` lists the settings.
@@ -45,6 +48,7 @@ MONCASH_TOKEN_LIFETIME = 59  # seconds, as fake_moncash.py (and MonCash) issue t
 TARGET_RATIO = 1.0
 TARGET_P99_MS = 25.0
 TARGET_RSS_MB = 80.0
+TARGET_LISTING_MS = 100.0
 
 
 @dataclasses.dataclass
@@ -333,6 +337,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker of the receivers")
     parser.add_argument("--database", help="a postgresql:// URL: every server records there, in a fresh "
                                            "database of its own (default: SQLite files)")
+    parser.add_argument("--seed", type=int, default=0, metavar="ROWS",
+                        help="give hookhub a store that already holds ROWS paid callbacks, each with its "
+                             "transaction, event, movement and delivery (bench/grow.py), and time the "
+                             "operators' listings on it")
     parser.add_argument("--max-rps", type=int, default=15_000, help="requests to prepare per second of load")
     parser.add_argument("--no-handler", action="store_true",
                         help="run hookhub without a handler, so that no deliveries are made")
@@ -393,6 +401,12 @@ def _run(args: argparse.Namespace, work: Path, database: Database, servers: list
     servers.append(fake)
     fake.wait_ready("/_stats")
     store_url = database.for_server("hookhub")
+    seeded = None
+    if args.seed:
+        import grow
+
+        print(f"seeding hookhub's store with {args.seed} paid callbacks...", flush=True)
+        seeded = {"rows": args.seed, "seconds": grow.seed(store_url, args.seed, "" if args.no_handler else "bench_handler")}
     hookhub_env = {
         **monri_env,
         "HOOKHUB_DATABASE_URL": store_url, "HOOKHUB_INSTANCE_PATH": str(work / "instance"),
@@ -418,7 +432,8 @@ def _run(args: argparse.Namespace, work: Path, database: Database, servers: list
     paced = run_paced(hookhub.url, work / "hookhub-paced.requests", rate, args.duration)
     wait_until_done(database, store_url, timeout=300)
     accepted = hub_warm.status_2xx + hub.status_2xx + paced["statuses"].get("2xx", 0)
-    events = database.count(store_url, "SELECT count(*) FROM events WHERE provider = 'monri'")
+    events = database.count(store_url, "SELECT count(*) FROM events WHERE provider = 'monri' "
+                                       "AND order_id NOT LIKE 'grown-%'")  # not what --seed wrote
 
     # 3. Buyers returning from MonCash, each verified with the provider's API.
     write_returns(work / "returns-warm.requests", warm_n, 10**9)
@@ -430,8 +445,12 @@ def _run(args: argparse.Namespace, work: Path, database: Database, servers: list
     hookhub_rss = [rss_mb(pid) for pid in hookhub.worker_pids()]
     return_events = database.count(store_url, "SELECT count(*) FROM events WHERE provider = 'moncash'")
 
+    if seeded is not None:
+        import grow
+
+        seeded["listings_ms"] = grow.listings(store_url)
     figures = report(args, info, receivers, best, hub, paced, accepted, events, backlog, pending_after_load, drained,
-                     returns, stats, redirected, return_events, hookhub_rss)
+                     returns, stats, redirected, return_events, hookhub_rss, seeded)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     if not (figures["callbacks"]["consistent"] and figures["moncash_returns"]["consistent"]):
@@ -457,7 +476,8 @@ def _row(name: str, load: Load) -> str:
 
 def report(args, info, receivers: dict[str, dict[str, Load]], best: dict[str, Load], hub: Load, paced: dict,
            accepted: int, events: int, backlog: int, pending_after_load: int, drained: float | None,
-           returns: Load, stats: dict, redirected: int, return_events: int, hookhub_rss: list[float]) -> dict:
+           returns: Load, stats: dict, redirected: int, return_events: int, hookhub_rss: list[float],
+           seeded: dict | None = None) -> dict:
     ratios = {name: hub.rps / load.rps if load.rps else float("nan") for name, load in best.items()}
     print("1. signed Monri callbacks, saturated (wrk)")
     print(f"   {'':18} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'non-2xx':>8}")
@@ -493,6 +513,11 @@ def report(args, info, receivers: dict[str, dict[str, Load]], best: dict[str, Lo
 
     print("\n4. resident memory per hookhub worker after the loads (MB)")
     print(f"   {', '.join(f'{m:.1f}' for m in hookhub_rss)} (target < {TARGET_RSS_MB:g})")
+    if seeded is not None:
+        print(f"\n5. a store that already held {seeded['rows']} paid callbacks (seeded in {seeded['seconds']:.0f}s); "
+              f"after the loads, best of three:")
+        print("   " + "; ".join(f"{name} {ms:.1f} ms" for name, ms in seeded["listings_ms"].items())
+              + f" (target < {TARGET_LISTING_MS:g} ms each)")
     return {
         "machine": info, "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "callbacks": {"receivers": {name: {wc: dataclasses.asdict(load) | {"rps": load.rps} for wc, load in loads.items()}
@@ -505,7 +530,7 @@ def report(args, info, receivers: dict[str, dict[str, Load]], best: dict[str, Lo
             "rps": returns.rps, "verifications": stats["retrievals"], "token_requests": tokens,
             "token_requests_per_1000": per_thousand, "refused": stats["refused"], "redirected": redirected, "events": return_events,
             "consistent": consistent(return_events, redirected, args)},
-        "rss_mb": {"hookhub": hookhub_rss},
+        "rss_mb": {"hookhub": hookhub_rss}, "seeded": seeded,
         "token_lifetime_seconds": MONCASH_TOKEN_LIFETIME,
     }
 

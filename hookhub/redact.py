@@ -156,6 +156,9 @@ class SecretFilter(logging.Filter):
         self.redactor = redactor
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "_hookhub_scrubbed", None) is self:  # the logger's filter, then the handler's
+            return True
+        record._hookhub_scrubbed = self
         record.msg, record.args = self.redactor.text(record.getMessage()), None
         fields = getattr(record, "hookhub", None)  # an inbound call's fields, for structured output
         if isinstance(fields, dict):

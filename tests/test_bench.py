@@ -19,7 +19,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench" / "bench.py"
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (bench/run installs it)")
 def test_a_short_benchmark_run_is_consistent(tmp_path):
     figures_file = tmp_path / "figures.json"
-    done = subprocess.run([sys.executable, str(BENCH), "--duration", "1", "--warmup", "1",
+    done = subprocess.run([sys.executable, str(BENCH), "--duration", "1", "--warmup", "1", "--seed", "3000",
                            "--json", str(figures_file)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     figures = json.loads(figures_file.read_text())
@@ -38,3 +38,5 @@ def test_a_short_benchmark_run_is_consistent(tmp_path):
     assert returns["consistent"] and returns["refused"] == 0
     assert 1 <= returns["token_requests"] <= figures["settings"]["workers"]  # one per worker, not per call
     assert all(0 < rss < 500 for rss in figures["rss_mb"]["hookhub"])
+    seeded = figures["seeded"]  # the seeded history is there, and is not counted as the load's events
+    assert seeded["rows"] == 3000 and set(seeded["listings_ms"]) == {"events list", "calls list", "deliveries queue"}
