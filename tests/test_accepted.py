@@ -40,6 +40,19 @@ def test_a_signed_callback_is_answered_on_record_and_its_event_made_right_after(
     assert hub.store.get_call(call["id"])["accepted_state"] is None and hub.store.count_accepted() == 0
 
 
+def test_the_backlog_of_answered_calls_is_a_gauge(make_app, monri):
+    from test_metrics_and_logs import scraped
+
+    app = make_app({"HOOKHUB_METRICS_TOKEN": None})
+    client = app.test_client()
+    _accept(app, monri, "gauged-1", "gauged-2")
+    assert scraped(client, "hookhub_accepted_calls") == 2
+    assert scraped(client, "hookhub_oldest_accepted_call_age_seconds") > 0
+    drain(app)
+    assert scraped(client, "hookhub_accepted_calls") == 0
+    assert scraped(client, "hookhub_oldest_accepted_call_age_seconds") == 0
+
+
 def test_one_payments_callbacks_are_reconciled_in_the_order_they_came(make_app, monri):
     """An approval, the same approval again, then its refund, all answered before any is reconciled."""
     recorder = Recorder()

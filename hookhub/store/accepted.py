@@ -177,6 +177,13 @@ class Accepted:
             return conn.execute(_ANY_DUE, {"p_providers": list(providers),
                                            "p_now": datetime.now(timezone.utc)}).first() is not None
 
+    def accepted_backlog(self) -> tuple[int, datetime | None]:
+        """How many answered calls wait for their reconciliation, and when the oldest came."""
+        with self._read() as conn:
+            count, oldest = conn.execute(select(func.count(), func.min(_calls.c.received_at)).where(
+                _calls.c.accepted_state.is_not(None))).one()
+        return count, oldest
+
     def count_accepted(self) -> int:
         """How many answered calls wait for their reconciliation, put off ones included."""
         with self._read() as conn:

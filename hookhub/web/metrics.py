@@ -25,7 +25,7 @@ from .errors import json_error
 log = logging.getLogger("hookhub")
 
 class _StoreFigures:
-    """Delivery gauges read from the store at each scrape."""
+    """Delivery and reconciliation gauges read from the store at each scrape."""
 
     def __init__(self, store: Store, handlers: Sequence[str]):
         self.store = store
@@ -36,6 +36,7 @@ class _StoreFigures:
         try:
             counts = self.store.delivery_counts(("pending", "dead"))  # done ones can be millions
             oldest = self.store.oldest_pending_delivery()
+            accepted, oldest_accepted = self.store.accepted_backlog()
         except Exception:  # unreachable, or not yet at the schema: the counters still get scraped
             up.add_metric([], 0)
             yield up
@@ -54,6 +55,15 @@ class _StoreFigures:
                                 "(0 when none waits).")
         age.add_metric([], max(0.0, (utcnow() - oldest).total_seconds()) if oldest else 0.0)
         yield age
+        backlog = GaugeMetricFamily("hookhub_accepted_calls",
+                                    "Callbacks answered on record and not yet reconciled into their events.")
+        backlog.add_metric([], accepted)
+        yield backlog
+        backlog_age = GaugeMetricFamily("hookhub_oldest_accepted_call_age_seconds",
+                                        "How long ago the oldest callback still waiting for its reconciliation was "
+                                        "received (0 when none waits).")
+        backlog_age.add_metric([], max(0.0, (utcnow() - oldest_accepted).total_seconds()) if oldest_accepted else 0.0)
+        yield backlog_age
 
 
 class _ThisProcess:
