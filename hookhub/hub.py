@@ -244,6 +244,8 @@ class Hub:
             if not taken:  # another process's batch holds them
                 break
             reconciled += taken
+        if reconciled or self.pipeline.backlogged:
+            self.pipeline.note_backlog(self.store.accepted_backlog()[0])
         done = 0
         while done < ROUND_LIMIT // 2:  # checks never take the whole round: deliveries get theirs
             job = self.store.claim_verification(providers, lease=self.lease, claimed_by=owner)

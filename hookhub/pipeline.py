@@ -39,6 +39,7 @@ _REFERENCE = re.compile(r"[A-Za-z0-9._:@+/=~-]+")
 # (others get none). Few: each re-check is a call to the provider's API.
 UNCONFIRMED_RECHECKS = 3
 ACCEPTED_BATCH = 64  # accepted callbacks reconciled per database transaction
+ACCEPTED_BACKLOG = 2000  # answered calls waiting past which new ones are reconciled before their answer
 FAILURE_RECORD_WAIT = 0.2  # seconds the record of a call refused for a store failure may wait for a lock
 
 
@@ -165,6 +166,8 @@ class Pipeline:
         self.on_new_work = on_new_work
         # Signed callbacks that carry the provider's state are answered once recorded (``_accept``).
         self.accept_callbacks = accept_callbacks
+        self.backlogged = False  # set by the background work (``note_backlog``)
+        self.backlog_limit = ACCEPTED_BACKLOG
 
     # -- inbound ---------------------------------------------------------------------------------
 
@@ -418,7 +421,19 @@ class Pipeline:
         about it (no ``hookhub_expected_payment``), and not an operator's replay (who waits for
         its outcome)."""
         return (self.accept_callbacks and call.route == "callback" and trigger.state is not None
-                and call.replay_of is None and not self.hooks.expects_payments)
+                and call.replay_of is None and not self.hooks.expects_payments and not self.backlogged)
+
+    def note_backlog(self, waiting: int) -> None:
+        """Told by the background work how many answered calls wait for their reconciliation. Past
+        ``ACCEPTED_BACKLOG``, callbacks are reconciled before their answer again: under a load
+        the background cannot keep up with, the answers slow down instead of the backlog growing
+        without end. They are answered on record again once half of those are reconciled."""
+        # Back to answering on record only once half of it is done, so the two do not take turns.
+        backlogged = waiting > (self.backlog_limit // 2 if self.backlogged else self.backlog_limit)
+        if backlogged != self.backlogged:
+            log.warning("%d answered callbacks wait for their reconciliation: %s", waiting,
+                        "reconciling new ones before answering" if backlogged else "answering on record again")
+        self.backlogged = backlogged
 
     def _accept(self, provider: Provider, call: InboundCall, trigger: Trigger) -> Handled:
         assert trigger.state is not None

@@ -40,6 +40,21 @@ def test_a_signed_callback_is_answered_on_record_and_its_event_made_right_after(
     assert hub.store.get_call(call["id"])["accepted_state"] is None and hub.store.count_accepted() == 0
 
 
+def test_past_a_backlog_the_background_cannot_keep_up_with_callbacks_are_reconciled_before_the_answer(
+        make_app, monri):
+    app = make_app()
+    hub = hub_of(app)
+    hub.pipeline.backlog_limit = 2
+    _accept(app, monri, "waiting-1", "waiting-2", "waiting-3")
+    hub.pipeline.note_backlog(hub.store.count_accepted())  # as a round of background work does
+    assert post_signed(app.test_client(), monri, callback_body(id=6100, order_number="inline")).status_code == 200
+    assert {c["reference"]: c["outcome"] for c in hub.store.list_calls()}["inline"] == "event"
+    drain(app)  # the backlog is worked off: answering on record again
+    assert not hub.pipeline.backlogged
+    assert post_signed(app.test_client(), monri, callback_body(id=6101, order_number="again")).status_code == 200
+    assert {c["reference"]: c["outcome"] for c in hub.store.list_calls()}["again"] == "accepted"
+
+
 def test_the_backlog_of_answered_calls_is_a_gauge(make_app, monri):
     from test_metrics_and_logs import scraped
 

@@ -48,7 +48,10 @@ class AcceptedCall:
 
 _COLUMNS = (_calls.c.id, _calls.c.provider, _calls.c.received_at, _calls.c.peer, _calls.c.accepted_state)
 # Waiting, due (not put off after a failure), and of a provider this process has: oldest first.
-_DUE = and_(_calls.c.accepted_state.is_not(None), _calls.c.provider.in_(bindparam("p_providers", expanding=True)),
+# The provider is compared through coalesce() so that no index on it is used: the planner would
+# otherwise walk all of a provider's calls (millions) instead of the few that wait.
+_DUE = and_(_calls.c.accepted_state.is_not(None),
+            func.coalesce(_calls.c.provider, "").in_(bindparam("p_providers", expanding=True)),
             or_(_calls.c.accepted_retry_at.is_(None), _calls.c.accepted_retry_at <= bindparam("p_now")))
 _PENDING = select(*_COLUMNS).where(_DUE).order_by(_calls.c.id).limit(bindparam("p_limit"))
 _ANY_DUE = select(_calls.c.id).where(_DUE).limit(1)
