@@ -239,13 +239,16 @@ class Hub:
         # Callbacks already answered come first (their events are what the merchant waits for), in
         # a share of their own: a backlog of them never holds up checks and deliveries.
         reconciled = 0
-        while reconciled < ROUND_LIMIT and self.store.has_accepted(providers):
-            taken = self.pipeline.reconcile_accepted(limit=min(ACCEPTED_BATCH, ROUND_LIMIT - reconciled))
-            if not taken:  # another process's batch holds them
-                break
-            reconciled += taken
-        if reconciled or self.pipeline.backlogged:
-            self.pipeline.note_backlog(self.store.accepted_backlog()[0])
+        try:
+            while reconciled < ROUND_LIMIT and self.store.has_accepted(providers):
+                taken = self.pipeline.reconcile_accepted(limit=min(ACCEPTED_BATCH, ROUND_LIMIT - reconciled))
+                if not taken:  # another process's batch holds them
+                    break
+                reconciled += taken
+            if reconciled or self.pipeline.backlogged:
+                self.pipeline.note_backlog(self.store.count_due_accepted(providers))
+        except Exception:  # the store, or a bug: checks and deliveries still get their turn
+            log.exception("reconciling answered callbacks failed")
         done = 0
         while done < ROUND_LIMIT // 2:  # checks never take the whole round: deliveries get theirs
             job = self.store.claim_verification(providers, lease=self.lease, claimed_by=owner)

@@ -451,18 +451,28 @@ class Pipeline:
         Only calls of providers this process has are taken. A call whose state the ledger refuses
         is recorded as ``unusable_content`` (its provider had its 2xx: there is nothing to retry); one
         whose reconciliation fails otherwise is undone and put off, with the error on record, and
-        the rest go on. A pending payment is checked again in the background, as after any callback.
+        so are the later calls of its transaction, so that they keep their order; the rest go on.
+        A pending payment is checked again in the background, as after any callback.
         """
         pending: list[tuple[Provider, AcceptedCall]] = []
         made = 0
+        failed: set[tuple[str, str]] = set()  # transactions with a call put off in this batch
         with self.store.accepted_batch(list(self.registry.enabled), limit) as batch:
             # Locks are taken in one order (transaction, then arrival), so two batches never wait
             # on each other in a circle; one transaction's calls stay in the order they came.
             for accepted in sorted(batch.calls, key=lambda c: (c.provider, c.state.lock_key, c.id)):
                 provider = self.registry.get(accepted.provider)
                 assert provider is not None  # the batch holds this process's providers' calls only
-                tx = batch.locked(provider.name, accepted.state.lock_key)
-                made += self._reconcile_accepted_call(provider, tx, batch, accepted, pending)
+                key = (provider.name, accepted.state.lock_key)
+                if key in failed:
+                    batch.put_off(accepted, "waiting for an earlier call of its transaction")
+                    continue
+                made_now = self._reconcile_accepted_call(
+                    provider, lambda: batch.locked(provider.name, accepted.state.lock_key), batch, accepted, pending)
+                if made_now is None:
+                    failed.add(key)
+                else:
+                    made += made_now
             taken = len(batch.calls)
         self._after_accepted(pending, made)
         return taken
@@ -470,34 +480,49 @@ class Pipeline:
     def _catch_up(self, provider: Provider, tx: Locked) -> tuple[list[tuple[Provider, AcceptedCall]], int]:
         """Reconcile the transaction's accepted calls first, in the order they came, so that what
         reconciles it now (a return, a re-check) comes after them as it did in time: those left
-        pending, and how many events they made."""
+        pending, and how many events they made. After one that fails, the rest wait for it (the
+        call being reconciled now goes ahead of them: its caller waits for its answer)."""
         pending: list[tuple[Provider, AcceptedCall]] = []
         batch = self.store.accepted_of(tx)
-        made = sum(self._reconcile_accepted_call(provider, tx, batch, accepted, pending) for accepted in batch.calls)
+        made = 0
+        for accepted in batch.calls:
+            made_now = self._reconcile_accepted_call(provider, lambda: tx, batch, accepted, pending)
+            if made_now is None:
+                break
+            made += made_now
         return pending, made
 
-    def _reconcile_accepted_call(self, provider: Provider, tx: Locked, batch: AcceptedBatch, accepted: AcceptedCall,
-                                 pending: list[tuple[Provider, AcceptedCall]]) -> int:
-        """Apply one accepted call to its locked transaction, as its own reconciliation would have;
-        how many events it made. A payment left pending is added to ``pending``."""
-        try:
-            planned = tx.plan(accepted.state)
-        except (ValueError, TypeError):
-            log.exception("%s: accepted call %s has a state the ledger cannot use", provider.name, accepted.id)
-            batch.finish(accepted, outcome="unusable_content", event_id=None)
-            return 0
+    def _reconcile_accepted_call(self, provider: Provider, lock: Callable[[], Locked], batch: AcceptedBatch,
+                                 accepted: AcceptedCall, pending: list[tuple[Provider, AcceptedCall]]) -> int | None:
+        """Apply one accepted call to its transaction (``lock()`` gives it, locked), as its own
+        reconciliation would have: how many events it made, or None when it failed and was put off.
+        A payment left pending is added to ``pending``."""
+        refused = False
+        tx: Locked | None = None
         try:
             with batch.attempt(accepted):
-                _, events, _ = self._apply(
-                    tx, accepted.state, None, lambda outcome, event_id: batch.finish(accepted, outcome=outcome,
-                                                                                     event_id=event_id),
-                    source="callback", inbound_call_id=lambda: accepted.id, received_at=accepted.received_at,
-                    planned=planned)
+                tx = lock()
+                try:
+                    planned = tx.plan(accepted.state)
+                except (ValueError, TypeError):  # the ledger refuses this state: no retry makes it usable
+                    refused = True
+                else:
+                    _, events, _ = self._apply(
+                        tx, accepted.state, None, lambda outcome, event_id: batch.finish(accepted, outcome=outcome,
+                                                                                         event_id=event_id),
+                        source="callback", inbound_call_id=lambda: accepted.id, received_at=accepted.received_at,
+                        planned=planned)
         except AttemptFailed:
             log.exception("%s: reconciling accepted call %s failed; it is tried again in %gs", provider.name,
                           accepted.id, ACCEPTED_RETRY_SECONDS)
-            tx.reload()  # what the undone attempt wrote is gone
+            if tx is not None:
+                tx.reload()  # what the undone attempt wrote is gone
+            return None
+        if refused:
+            log.error("%s: accepted call %s has a state the ledger cannot use", provider.name, accepted.id)
+            batch.finish(accepted, outcome="unusable_content", event_id=None)
             return 0
+        assert tx is not None
         if (tx.current.status if tx.current else accepted.state.status) == "pending":
             pending.append((provider, accepted))
         return len(events)
@@ -509,9 +534,9 @@ class Pipeline:
         for provider, accepted in pending:
             try:
                 self._defer(provider, accepted.trigger, route="callback", peer=accepted.peer, call_id=accepted.id)
-            except StoreUnavailable as exc:  # the provider calls again when the state changes
-                log.warning("%s: pending payment %s of accepted call %s will not be checked again: %s",
-                            provider.name, accepted.trigger.reference, accepted.id, exc)
+            except Exception:  # the provider calls again when the state changes; this is not worth a 500
+                log.exception("%s: pending payment %s of accepted call %s will not be checked again",
+                              provider.name, accepted.trigger.reference, accepted.id)
 
     # -- background re-checks ----------------------------------------------------------------------
 

@@ -241,12 +241,17 @@ def test_a_call_whose_reconciliation_fails_is_undone_and_put_off_while_the_rest_
     app = make_app()
     store = hub_of(app).store
     ids = _accept(app, monri, "ok-1", "breaks", "ok-2")
-    # The store refuses the event half way through the reconciliation (after the transaction's row).
+    refund = callback_body(id=6900, order_number="breaks", transaction_type="refund", amount=40)
+    assert post_signed(app.test_client(), monri, refund).status_code == 200
+    refund_id = max(c["id"] for c in store.list_calls())
+    # The store refuses the approval's event half way through its reconciliation (after the
+    # transaction's row); the refund of the same payment could be written, but must wait its turn.
     with store._write() as conn:
         conn.execute(text("CREATE TRIGGER refuse_breaks BEFORE INSERT ON events WHEN NEW.order_id = 'breaks' "
-                          "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"))
-    assert hub_of(app).pipeline.reconcile_accepted() == 3
+                          "AND NEW.type = 'payment.approved' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"))
+    assert hub_of(app).pipeline.reconcile_accepted() == 4
     assert sorted(e.order_id for e in store.list_events()) == ["ok-1", "ok-2"]
+    assert "waiting for an earlier call" in store.get_call(refund_id)["error"]
     broken = store.get_call(ids["breaks"])
     assert broken["outcome"] == "accepted" and "reconciliation failed" in broken["error"]
     assert broken["accepted_retry_at"] is not None and broken["accepted_state"] is not None
@@ -256,8 +261,11 @@ def test_a_call_whose_reconciliation_fails_is_undone_and_put_off_while_the_rest_
     with store._write() as conn:
         conn.execute(text("DROP TRIGGER refuse_breaks"))
     _due_now(store, ids["breaks"])
+    _due_now(store, refund_id)
     drain(app)
-    assert sorted(e.order_id for e in store.list_events()) == ["breaks", "ok-1", "ok-2"]
+    assert sorted((e.order_id, e.type) for e in store.list_events()) == [
+        ("breaks", "payment.approved"), ("breaks", "payment.refunded"), ("ok-1", "payment.approved"),
+        ("ok-2", "payment.approved")]
     assert (store.get_call(ids["breaks"])["outcome"], store.get_call(ids["breaks"])["error"]) == ("event", None)
 
 

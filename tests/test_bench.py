@@ -30,8 +30,8 @@ def test_a_short_benchmark_run_is_consistent(tmp_path):
     for load in (*loads, callbacks["hookhub"]):
         assert load["requests"] > 0 and load["other"] == 0 and load["repeats"] == 0
     assert set(callbacks["ratios"]) == {"bare", "durable"} and all(r > 0 for r in callbacks["ratios"].values())
-    paced = callbacks["paced"]
-    assert paced["errors"] == 0 and paced["statuses"] == {"2xx": paced["sent"]} and paced["p99_ms"] > 0
+    for paced in (callbacks["paced"], callbacks["paced_own"]):
+        assert paced["errors"] == 0 and paced["statuses"] == {"2xx": paced["sent"]} and paced["p99_ms"] > 0
     assert callbacks["consistent"] and callbacks["monri_events"] >= callbacks["accepted"] > 0
     assert callbacks["drained_seconds"] is not None  # every answered call reconciled, every delivery made
     assert returns["other"] == 0 and returns["status_3xx"] == returns["requests"]

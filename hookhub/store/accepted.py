@@ -79,9 +79,10 @@ class AcceptedBatch:
     """Accepted calls being reconciled in one database transaction."""
 
     def __init__(self, conn: Connection, calls: list[AcceptedCall],
-                 lock: Callable[[Connection, str, str], Any]):
+                 lock: Callable[[Connection, str, str], Any], redactor: Any):
         self._conn = conn
         self._lock = lock
+        self._redactor = redactor
         self.calls = calls
 
     def finish(self, call: AcceptedCall, *, outcome: str, event_id: str | None) -> None:
@@ -108,8 +109,10 @@ class AcceptedBatch:
 
     def put_off(self, call_id: AcceptedCall | int, error: str) -> None:
         """Leave a call waiting, to be tried again ``RETRY_SECONDS`` from now, with ``error`` on record."""
+        from .store import _text  # the store module imports this one
+
         fast.execute(self._conn, _PUT_OFF, {
-            "p_id": call_id if isinstance(call_id, int) else call_id.id, "error": error[:2000],
+            "p_id": call_id if isinstance(call_id, int) else call_id.id, "error": _text(self._redactor.text(error))[:2000],
             "retry_at": datetime.now(timezone.utc) + timedelta(seconds=RETRY_SECONDS)})
 
 
@@ -158,7 +161,7 @@ class Accepted:
         with self._write() as conn:
             rows = conn.execute(statement, {"p_providers": list(providers), "p_now": datetime.now(timezone.utc),
                                             "p_limit": limit}).all()
-            batch = AcceptedBatch(conn, [], self._lock_transaction)
+            batch = AcceptedBatch(conn, [], self._lock_transaction, self.redactor)
             batch.calls = _readable(rows, batch)
             yield batch
 
@@ -169,7 +172,7 @@ class Accepted:
         statement = _OF_TRANSACTION.with_for_update(skip_locked=True) if self.dialect == "postgresql" else _OF_TRANSACTION
         conn = tx._conn
         rows = conn.execute(statement, {"p_provider": tx.provider, "p_reference": tx.key}).all()
-        batch = AcceptedBatch(conn, [], self._lock_transaction)
+        batch = AcceptedBatch(conn, [], self._lock_transaction, self.redactor)
         batch.calls = [c for c in _readable(rows, batch) if c.state.lock_key == tx.key]
         return batch
 
@@ -186,6 +189,12 @@ class Accepted:
             count, oldest = conn.execute(select(func.count(), func.min(_calls.c.received_at)).where(
                 _calls.c.accepted_state.is_not(None))).one()
         return count, oldest
+
+    def count_due_accepted(self, providers: Sequence[str]) -> int:
+        """How many answered calls of ``providers`` are due for their reconciliation (not put off)."""
+        with self._read() as conn:
+            return conn.execute(select(func.count()).select_from(_calls).where(_DUE), {
+                "p_providers": list(providers), "p_now": datetime.now(timezone.utc)}).scalar_one()
 
     def count_accepted(self) -> int:
         """How many answered calls wait for their reconciliation, put off ones included."""
