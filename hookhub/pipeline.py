@@ -382,34 +382,33 @@ class Pipeline:
         with self.store.locked(provider.name, state.lock_key) as tx:
             caught_up, made = self._catch_up(provider, tx)
 
-            def record_call(outcome: str, event_id: str | None) -> None:
-                nonlocal call, inbound_call_id
-                if call is not None:
-                    call = dataclasses.replace(call, id=tx.finish_call(
-                        call, outcome=outcome, status_code=http_status, reference=reference, event_id=event_id))
-                    inbound_call_id = call.id
+            def record_call(outcome: str, event_id: str | None) -> int | None:
+                nonlocal call
+                if call is None:  # a re-check or a watch: the call that asked for it, if any
+                    return inbound_call_id
+                call = dataclasses.replace(call, id=tx.finish_call(
+                    call, outcome=outcome, status_code=http_status, reference=reference, event_id=event_id))
+                return call.id
 
-            planned, events, event = self._apply(
-                tx, state, fetched.expected, record_call, source=source, inbound_call_id=lambda: inbound_call_id,
-                received_at=call.received_at if call else utcnow())
+            planned, events, event = self._apply(tx, state, fetched.expected, record_call, source=source,
+                                                 received_at=call.received_at if call else utcnow())
             status = tx.current.status if tx.current else state.status
         self._after_accepted(caught_up, made + len(events))
         return Handled(http_status, planned.outcome, provider.name, status=status, event=event,
                        reference=reference), call
 
     def _apply(self, tx: Locked, state: TransactionState, expected: dict | None,
-               record_call: Callable[[str, str | None], None], *, source: str,
-               inbound_call_id: Callable[[], int | None], received_at: datetime,
+               record_call: Callable[[str, str | None], int | None], *, source: str, received_at: datetime,
                planned: Plan | None = None) -> tuple[Plan, list[Event], Event | None]:
         """Plan ``state`` against the locked transaction, have the call recorded with its outcome
-        (``record_call(outcome, event_id)``, before the events that name it) and record the plan
-        (``planned``, when already made):
+        (``record_call(outcome, event_id)``, before the events that name it; it gives the id the
+        events are to name) and record the plan (``planned``, when already made):
         (the plan, the events it made, the event holding the transaction's state now)."""
         planned = planned or tx.plan(state, expected=expected)
         event_ids = [new_event_id() for _ in planned.events]
         latest = None if event_ids or planned.outcome == "held" else tx.latest_event()
-        record_call(planned.outcome, event_ids[-1] if event_ids else (latest.id if latest else None))
-        events = tx.apply(state, planned, source=source, inbound_call_id=inbound_call_id(), received_at=received_at,
+        call_id = record_call(planned.outcome, event_ids[-1] if event_ids else (latest.id if latest else None))
+        events = tx.apply(state, planned, source=source, inbound_call_id=call_id, received_at=received_at,
                           handlers=self.handler_names, event_ids=event_ids)
         return planned, events, events[-1] if events else latest
 
@@ -510,8 +509,7 @@ class Pipeline:
                     _, events, _ = self._apply(
                         tx, accepted.state, None, lambda outcome, event_id: batch.finish(accepted, outcome=outcome,
                                                                                          event_id=event_id),
-                        source="callback", inbound_call_id=lambda: accepted.id, received_at=accepted.received_at,
-                        planned=planned)
+                        source="callback", received_at=accepted.received_at, planned=planned)
         except AttemptFailed:
             log.exception("%s: reconciling accepted call %s failed; it is tried again in %gs", provider.name,
                           accepted.id, ACCEPTED_RETRY_SECONDS)

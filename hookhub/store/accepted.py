@@ -85,9 +85,10 @@ class AcceptedBatch:
         self._redactor = redactor
         self.calls = calls
 
-    def finish(self, call: AcceptedCall, *, outcome: str, event_id: str | None) -> None:
-        """Record what reconciling ``call`` came to; it is no longer pending."""
+    def finish(self, call: AcceptedCall, *, outcome: str, event_id: str | None) -> int:
+        """Record what reconciling ``call`` came to; it is no longer pending. Its id."""
         fast.execute(self._conn, _RECONCILED, {"p_id": call.id, "outcome": outcome, "event_id": event_id})
+        return call.id
 
     def locked(self, provider: str, key: str) -> Any:
         """The transaction ``(provider, key)``, locked until the batch commits (``store.Locked``)."""
@@ -198,9 +199,7 @@ class Accepted:
 
     def count_accepted(self) -> int:
         """How many answered calls wait for their reconciliation, put off ones included."""
-        with self._read() as conn:
-            return conn.execute(select(func.count()).select_from(_calls).where(
-                _calls.c.accepted_state.is_not(None))).scalar_one()
+        return self.accepted_backlog()[0]
 
 
 def _readable(rows: Sequence[Any], batch: AcceptedBatch) -> list[AcceptedCall]:

@@ -86,6 +86,18 @@ def execute_many(conn: Connection, statement: Executable, rows: Sequence[Mapping
         cursor.close()
 
 
+def scalar(conn: Connection, sql: str) -> Any:
+    """The one value a parameterless query of plain SQL answers, read on the driver's cursor."""
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(sql)
+        return cursor.fetchone()[0]
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise _wrapped(conn, sql, (), exc) from exc
+    finally:
+        cursor.close()
+
+
 def _wrapped(conn: Connection, sql: str, parameters: Any, error: Exception) -> Exception:
     """The driver's ``error`` as SQLAlchemy raises it (``IntegrityError``, ``OperationalError``...),
     which is what the store turns into a 503 or lets through as a bug."""

@@ -22,7 +22,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, update
-from sqlalchemy import exc as sa_exc
 
 from ..calls import Trigger
 from ..events import Event
@@ -101,14 +100,7 @@ class Jobs:
     def db_now(self, conn: Connection) -> datetime:
         """The database's clock, in UTC: the one every host agrees on."""
         # On the driver's cursor: every claim, start and renewal asks, and nothing in it needs more.
-        cursor = conn.connection.dbapi_connection.cursor()
-        try:
-            cursor.execute(_NOW[self.dialect])
-            moment = cursor.fetchone()[0]
-        except conn.dialect.loaded_dbapi.Error as exc:
-            raise sa_exc.DBAPIError.instance(_NOW[self.dialect], (), exc, conn.dialect.loaded_dbapi.Error) from exc
-        finally:
-            cursor.close()
+        moment = fast.scalar(conn, _NOW[self.dialect])
         if isinstance(moment, str):
             moment = datetime.fromisoformat(moment)
         return moment.replace(tzinfo=timezone.utc)

@@ -11,6 +11,7 @@ import hmac
 import logging
 import os
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 
 from flask import Blueprint, Response, current_app, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -50,20 +51,23 @@ class _StoreFigures:
             for status in ("pending", "dead"):
                 deliveries.add_metric([handler, status], counts.get((handler, status), 0))
         yield deliveries
-        age = GaugeMetricFamily("hookhub_oldest_pending_delivery_age_seconds",
-                                "How long ago the event of the longest-waiting pending delivery was received "
-                                "(0 when none waits).")
-        age.add_metric([], max(0.0, (utcnow() - oldest).total_seconds()) if oldest else 0.0)
-        yield age
+        yield _age("hookhub_oldest_pending_delivery_age_seconds",
+                   "How long ago the event of the longest-waiting pending delivery was received (0 when none waits).",
+                   oldest)
         backlog = GaugeMetricFamily("hookhub_accepted_calls",
                                     "Callbacks answered on record and not yet reconciled into their events.")
         backlog.add_metric([], accepted)
         yield backlog
-        backlog_age = GaugeMetricFamily("hookhub_oldest_accepted_call_age_seconds",
-                                        "How long ago the oldest callback still waiting for its reconciliation was "
-                                        "received (0 when none waits).")
-        backlog_age.add_metric([], max(0.0, (utcnow() - oldest_accepted).total_seconds()) if oldest_accepted else 0.0)
-        yield backlog_age
+        yield _age("hookhub_oldest_accepted_call_age_seconds",
+                   "How long ago the oldest callback still waiting for its reconciliation was received "
+                   "(0 when none waits).", oldest_accepted)
+
+
+def _age(name: str, documentation: str, since: datetime | None) -> GaugeMetricFamily:
+    """A gauge of the seconds since ``since``, 0 when there is nothing to be that old."""
+    gauge = GaugeMetricFamily(name, documentation)
+    gauge.add_metric([], max(0.0, (utcnow() - since).total_seconds()) if since else 0.0)
+    return gauge
 
 
 class _ThisProcess:
